@@ -1,0 +1,49 @@
+/**
+ * Typed failures. Every message is one line a user can act on; `logTail` carries the last lines
+ * of the build log where they explain the failure.
+ */
+
+/** A bad input, found before anything touches the cluster. */
+export class InputError extends Error {
+  constructor(
+    readonly input: string,
+    detail: string,
+  ) {
+    super(`input "${input}": ${detail}`);
+    this.name = "InputError";
+  }
+}
+
+export type FailureKind =
+  | "kubeconfig"
+  | "cluster-unreachable"
+  | "forbidden"
+  | "api"
+  | "pod-security"
+  | "image-pull"
+  | "unschedulable"
+  | "mount"
+  | "container-config"
+  | "upload-failed"
+  | "oom-killed"
+  | "build-failed"
+  | "deadline-exceeded"
+  | "digest-missing"
+  | "pod-deleted"
+  | "cancelled";
+
+export class BuildFailure extends Error {
+  constructor(
+    readonly kind: FailureKind,
+    message: string,
+    readonly logTail: string[] = [],
+  ) {
+    super(message);
+    this.name = "BuildFailure";
+  }
+}
+
+/** True for errors whose message is for the user as it is (no stack trace needed). */
+export function isUserFacing(error: unknown): error is InputError | BuildFailure {
+  return error instanceof InputError || error instanceof BuildFailure;
+}

@@ -1,0 +1,120 @@
+/**
+ * The shapes every part of the engine agrees on. Parsing lives in spec.ts, rendering in
+ * manifests.ts and builders/, the run in build.ts.
+ */
+
+export type BuilderName = "kaniko" | "buildkit";
+
+/** Where the cluster connection comes from. Adapters fill it; cluster.ts applies the precedence. */
+export interface ClusterSource {
+  /** Kubeconfig content given as an input (already decoded from base64 when it was). */
+  kubeconfigContent?: string;
+  /** Kubeconfig files to merge when no content is given ($KUBECONFIG entries, else ~/.kube/config). */
+  kubeconfigPaths: string[];
+  /** In-cluster service account, when the adapter runs in a pod (KUBERNETES_SERVICE_HOST/PORT). */
+  inCluster?: { host: string; port: string; serviceAccountDir: string };
+  /** Context to select; default: the kubeconfig's current-context. */
+  context?: string;
+}
+
+/** The build context: a local directory uploaded into the pod, or a git URL the builder fetches. */
+export type ContextSource = { kind: "dir"; dir: string } | { kind: "git"; url: string };
+
+export interface KeyValue {
+  key: string;
+  value: string;
+}
+
+export interface Toleration {
+  key?: string;
+  operator?: "Exists" | "Equal";
+  value?: string;
+  effect?: "NoSchedule" | "PreferNoSchedule" | "NoExecute";
+  tolerationSeconds?: number;
+}
+
+export interface ResourceRequirements {
+  requests: Record<string, string>;
+  limits: Record<string, string>;
+}
+
+/** Registry credentials, rendered into one kubernetes.io/dockerconfigjson Secret. */
+export type RegistryAuth =
+  | { kind: "basic"; username: string; password: string; registries: string[] }
+  | { kind: "docker-config-json"; json: string };
+
+/** A build secret (BuildKit `--secret id=…`): value bytes never appear in args or logs. */
+export interface BuildSecret {
+  id: string;
+  value: Buffer;
+}
+
+/** One validated build request. Produced only by parseBuildSpec(); everything else trusts it. */
+export interface BuildSpec {
+  context: ContextSource;
+  /** Dockerfile path relative to the context directory (POSIX separators). */
+  dockerfile: string;
+  /** At least one; full references as given (validated). */
+  tags: string[];
+  buildArgs: KeyValue[];
+  labels: KeyValue[];
+  target?: string;
+  push: boolean;
+  cacheRepo?: string;
+  /** Kaniko --cache-ttl, as a Go duration string ("168h"). */
+  cacheTtl?: string;
+  /** BuildKit only. */
+  platforms: string[];
+  cacheFrom: string[];
+  cacheTo: string[];
+  secrets: BuildSecret[];
+
+  cluster: ClusterSource;
+  /** Unset: the kubeconfig context's namespace, else "default" (as kubectl does). */
+  namespace?: string;
+  serviceAccount?: string;
+
+  builder: BuilderName;
+  builderImage: string;
+  contextImage: string;
+  nodeSelector: Record<string, string>;
+  tolerations: Toleration[];
+  resources: ResourceRequirements;
+  timeoutSeconds: number;
+  ttlSeconds: number;
+  keepJob: boolean;
+
+  registryAuth?: RegistryAuth;
+  insecureRegistries: string[];
+  dryRun: boolean;
+}
+
+/** Identifies one build in the cluster: names and labels derived from it. */
+export interface BuildIdentity {
+  /** Job name (also the prefix of the Secrets' names). */
+  jobName: string;
+  /** CI run identifier (GitHub run id + attempt, GitLab job id, or "local"). */
+  runId: string;
+  /** Random per build. */
+  buildId: string;
+}
+
+export interface PhaseDurations {
+  submitMs: number;
+  scheduleMs: number;
+  uploadMs: number;
+  buildMs: number;
+  totalMs: number;
+}
+
+export interface BuildResult {
+  digest: string;
+  /** `<first tag's repository>@<digest>` */
+  image: string;
+  tags: string[];
+  builder: BuilderName;
+  namespace: string;
+  job: string;
+  context: { files: number; bytes: number };
+  durations: PhaseDurations;
+}
