@@ -1,0 +1,187 @@
+/**
+ * `k8s-image-build build [flags]`: every action input as a flag (`--tags`) and as an environment
+ * variable (`KIB_TAGS`); flags win. Used by the GitLab component and by people.
+ */
+import { writeFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { delimiter, join } from "node:path";
+import { parseArgs } from "node:util";
+import { build, renderBuildManifests } from "../core/build.js";
+import { BuildFailure, isUserFacing } from "../core/errors.js";
+import { manifestsToYaml } from "../core/manifests.js";
+import { secretsOf } from "../core/masking.js";
+import { INPUT_NAMES, parseBuildSpec, type InputName, type RawInputs } from "../core/spec.js";
+import { dotenvOf } from "./dotenv.js";
+import { INPUT_DOCS } from "./input-docs.generated.js";
+import { createCliReporter } from "./reporter.js";
+
+/** Inputs given as switches: `--dry-run`, `--no-push`. */
+export const BOOLEAN_INPUTS: ReadonlySet<string> = new Set(["push", "keep-job", "dry-run"]);
+/** Inputs that are lists: a repeated flag adds a line. */
+export const LIST_INPUTS: ReadonlySet<string> = new Set([
+  "tags",
+  "build-args",
+  "labels",
+  "platforms",
+  "cache-from",
+  "cache-to",
+  "secrets",
+  "secret-files",
+  "insecure-registries",
+  "node-selector",
+]);
+
+export function envName(input: string): string {
+  return `KIB_${input.toUpperCase().replace(/-/g, "_")}`;
+}
+
+export interface CliIo {
+  argv: string[];
+  env: NodeJS.ProcessEnv;
+  stdout: NodeJS.WritableStream;
+  stderr: NodeJS.WritableStream;
+  cwd: string;
+  signal?: AbortSignal;
+}
+
+export function helpText(): string {
+  const lines = [
+    "Usage: k8s-image-build build [flags]",
+    "",
+    "Builds a container image in a Kubernetes cluster and prints the pushed digest.",
+    "Every flag can also be set as an environment variable (KIB_<NAME>, e.g. KIB_TAGS); flags win.",
+    "",
+    "Flags:",
+  ];
+  for (const name of INPUT_NAMES) {
+    const doc = INPUT_DOCS[name];
+    const flag = BOOLEAN_INPUTS.has(name) ? `--${name} / --no-${name}` : `--${name} <value>`;
+    const defaultText = doc?.default ? ` (default: ${doc.default})` : "";
+    lines.push(`  ${flag.padEnd(34)} ${doc?.description ?? ""}${defaultText}  [${envName(name)}]`);
+  }
+  lines.push(
+    `  ${"--dotenv <file>".padEnd(34)} Write IMAGE_DIGEST, IMAGE_REF and IMAGE_TAGS to this dotenv file.  [KIB_DOTENV]`,
+    `  ${"--verbose".padEnd(34)} Print debug lines.`,
+    `  ${"--help".padEnd(34)} Print this help.`,
+  );
+  return lines.join("\n");
+}
+
+export interface ParsedCommandLine {
+  raw: RawInputs;
+  dotenv?: string;
+  verbose: boolean;
+  help: boolean;
+}
+
+/** Flags and KIB_* variables → raw inputs, exactly as the action would receive them. */
+export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): ParsedCommandLine {
+  const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {
+    dotenv: { type: "string" },
+    verbose: { type: "boolean" },
+    help: { type: "boolean" },
+  };
+  for (const name of INPUT_NAMES) {
+    options[name] = BOOLEAN_INPUTS.has(name) ? { type: "boolean" } : { type: "string", multiple: true };
+  }
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: argv, options, allowPositionals: true, allowNegative: true, strict: true });
+  } catch (error) {
+    const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
+    throw new BuildFailure("api", `command line: ${message} (see --help)`);
+  }
+  const [command, ...rest] = parsed.positionals;
+  const values = parsed.values as Record<string, string[] | string | boolean | undefined>;
+  if (values.help || command === "help") return { raw: {}, verbose: false, help: true };
+  if (command !== "build" || rest.length > 0) {
+    throw new BuildFailure("api", `command line: expected "build" followed by flags, got "${parsed.positionals.join(" ")}" (see --help)`);
+  }
+  const raw: RawInputs = {};
+  for (const name of INPUT_NAMES) {
+    const value = values[name];
+    let text: string | undefined;
+    if (typeof value === "boolean") text = String(value);
+    else if (Array.isArray(value) && value.length > 0) {
+      text = LIST_INPUTS.has(name) ? value.join("\n") : value[value.length - 1];
+    } else if (env[envName(name)] !== undefined && env[envName(name)] !== "") {
+      text = env[envName(name)];
+    }
+    if (text !== undefined && text !== "") raw[name as InputName] = text;
+  }
+  const dotenv = typeof values.dotenv === "string" ? values.dotenv : env.KIB_DOTENV || undefined;
+  return { raw, dotenv, verbose: Boolean(values.verbose), help: false };
+}
+
+export async function cli(io: CliIo): Promise<number> {
+  const gitlab = io.env.GITLAB_CI === "true";
+  let verbose = false;
+  const reporter = createCliReporter({ gitlab, verbose: () => verbose, out: io.stderr });
+  try {
+    const command = parseCommandLine(io.argv, io.env);
+    verbose = command.verbose;
+    if (command.help) {
+      io.stdout.write(`${helpText()}\n`);
+      return 0;
+    }
+    for (const name of ["kubeconfig", "registry-password", "docker-config-json", "secrets"] as const) {
+      const value = command.raw[name];
+      if (value) reporter.mask(value);
+    }
+    const environment = {
+      workspace: io.cwd,
+      kubeconfigPaths: io.env.KUBECONFIG
+        ? io.env.KUBECONFIG.split(delimiter).filter((path) => path.length > 0)
+        : [join(homedir(), ".kube", "config")],
+      inCluster:
+        io.env.KUBERNETES_SERVICE_HOST && io.env.KUBERNETES_SERVICE_PORT
+          ? {
+              host: io.env.KUBERNETES_SERVICE_HOST,
+              port: io.env.KUBERNETES_SERVICE_PORT,
+              serviceAccountDir: "/var/run/secrets/kubernetes.io/serviceaccount",
+            }
+          : undefined,
+    };
+    const spec = parseBuildSpec(command.raw, environment);
+    for (const value of secretsOf(spec)) reporter.mask(value);
+    const runId = io.env.CI_JOB_ID ? `gitlab-${io.env.CI_JOB_ID}` : io.env.GITHUB_RUN_ID ? `${io.env.GITHUB_RUN_ID}` : "local";
+    if (spec.dryRun) {
+      // stdout is the YAML alone, like kubectl's dry run: `--dry-run > job.yaml` gives a clean file.
+      io.stdout.write(manifestsToYaml(renderBuildManifests(spec, runId), { redactSecrets: true }));
+      if (command.dotenv) reporter.warn(`dry run: ${command.dotenv} was not written`);
+      return 0;
+    }
+    const result = await build(spec, { reporter, runId, signal: io.signal });
+    if (command.dotenv) writeFileSync(command.dotenv, dotenvOf(result));
+    io.stdout.write(`${result.image}\n`);
+    return 0;
+  } catch (error) {
+    if (isUserFacing(error)) {
+      if (error instanceof BuildFailure && error.logTail.length > 0) {
+        reporter.info("Last lines of the build log:");
+        for (const line of error.logTail) reporter.info(`  ${line}`);
+      }
+      reporter.info(`error: ${error.message}`);
+    } else {
+      const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
+      reporter.info(`error: ${message}`);
+      if (verbose && error instanceof Error && error.stack) reporter.debug(error.stack);
+    }
+    return 1;
+  }
+}
+
+export async function runCli(): Promise<void> {
+  const controller = new AbortController();
+  const cancel = () => controller.abort();
+  process.once("SIGINT", cancel);
+  process.once("SIGTERM", cancel);
+  process.exitCode = await cli({
+    argv: process.argv.slice(2),
+    env: process.env,
+    stdout: process.stdout,
+    stderr: process.stderr,
+    cwd: process.cwd(),
+    signal: controller.signal,
+  });
+}

@@ -1,0 +1,35 @@
+/** The values of a build request that must never be printed, for an adapter to mask. */
+import type { BuildSpec } from "./types.js";
+
+const KUBECONFIG_SECRET_FIELDS =
+  /^\s*-?\s*(token|client-key-data|client-certificate-data|password|id-token|refresh-token|client-secret|access-token)\s*:\s*["']?([^"'\s]+)/;
+
+/** Secret values in a kubeconfig, line by line: CI masks match single lines. */
+export function kubeconfigSecrets(content: string): string[] {
+  const values: string[] = [];
+  for (const line of content.split(/\r?\n/)) {
+    const match = KUBECONFIG_SECRET_FIELDS.exec(line);
+    if (match && match[2].length >= 4) values.push(match[2]);
+  }
+  return values;
+}
+
+export function secretsOf(spec: BuildSpec): string[] {
+  const values: string[] = [];
+  if (spec.cluster.kubeconfigContent) values.push(...kubeconfigSecrets(spec.cluster.kubeconfigContent));
+  if (spec.registryAuth?.kind === "basic") {
+    values.push(spec.registryAuth.password);
+    values.push(Buffer.from(`${spec.registryAuth.username}:${spec.registryAuth.password}`).toString("base64"));
+  }
+  if (spec.registryAuth?.kind === "docker-config-json") {
+    for (const match of spec.registryAuth.json.matchAll(/"(?:auth|password|identitytoken|registrytoken)"\s*:\s*"([^"]+)"/g)) {
+      values.push(match[1]);
+    }
+  }
+  for (const secret of spec.secrets) {
+    for (const line of secret.value.toString("utf8").split(/\r?\n/)) {
+      if (line.trim().length >= 3) values.push(line.trim());
+    }
+  }
+  return values.filter((value) => value.length > 0);
+}

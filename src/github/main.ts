@@ -1,0 +1,107 @@
+/** The action's main step: inputs → build() → outputs, summary; cancellation deletes what was created. */
+import * as core from "@actions/core";
+import { build, renderBuildManifests } from "../core/build.js";
+import type { CreatedObjects } from "../core/cleanup.js";
+import { BuildFailure, isUserFacing } from "../core/errors.js";
+import { manifestsToYaml } from "../core/manifests.js";
+import { secretsOf } from "../core/masking.js";
+import { parseBuildSpec, INPUT_NAMES, type RawInputs } from "../core/spec.js";
+import type { BuildResult } from "../core/types.js";
+import { parseEnvironment, runId } from "./environment.js";
+import { createGitHubReporter } from "./reporter.js";
+import { STATE_OBJECTS, saveObjects } from "./state.js";
+import { writeStepSummary } from "./summary.js";
+
+export const FAILURE_PREFIX = "k8s-image-build failed: ";
+
+/** Inputs whose raw values are secrets: masked before anything else happens. */
+const SECRET_INPUTS = ["kubeconfig", "registry-password", "docker-config-json", "secrets"] as const;
+
+export function readRawInputs(): RawInputs {
+  const raw: RawInputs = {};
+  for (const name of INPUT_NAMES) {
+    const value = core.getInput(name);
+    if (value !== "") raw[name] = value;
+  }
+  for (const name of SECRET_INPUTS) {
+    const value = raw[name as keyof RawInputs];
+    if (value) {
+      core.setSecret(value);
+      for (const line of value.split(/\r?\n/)) if (line.trim().length >= 4) core.setSecret(line.trim());
+    }
+  }
+  return raw;
+}
+
+export function metadataOf(result: BuildResult): string {
+  return JSON.stringify({
+    builder: result.builder,
+    digest: result.digest,
+    image: result.image,
+    tags: result.tags,
+    namespace: result.namespace,
+    job: result.job,
+    durations: result.durations,
+    context: result.context,
+  });
+}
+
+export function setOutputs(result: BuildResult): void {
+  core.setOutput("digest", result.digest);
+  core.setOutput("image", result.image);
+  core.setOutput("tags", result.tags.join("\n"));
+  core.setOutput("metadata", metadataOf(result));
+}
+
+/** Ends the step with one line; the log tail, when there is one, goes in a group before it. */
+export function reportFailure(error: unknown): void {
+  if (isUserFacing(error)) {
+    if (error instanceof BuildFailure && error.logTail.length > 0) {
+      core.startGroup("Last lines of the build log");
+      for (const line of error.logTail) core.info(line);
+      core.endGroup();
+    }
+    core.setFailed(`${FAILURE_PREFIX}${error.message}`);
+    return;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  core.debug(error instanceof Error && error.stack ? error.stack : message);
+  core.setFailed(`${FAILURE_PREFIX}${message.split("\n")[0]}`);
+}
+
+export async function runActionMain(): Promise<void> {
+  const controller = new AbortController();
+  const cancel = (signal: string) => {
+    if (controller.signal.aborted) return;
+    core.warning(`Received ${signal}: cancelling the build and deleting its Job`);
+    controller.abort();
+  };
+  process.once("SIGINT", () => cancel("SIGINT"));
+  process.once("SIGTERM", () => cancel("SIGTERM"));
+  try {
+    const raw = readRawInputs();
+    const spec = parseBuildSpec(raw, parseEnvironment());
+    for (const value of secretsOf(spec)) core.setSecret(value);
+
+    if (spec.dryRun) {
+      const manifests = renderBuildManifests(spec, runId());
+      core.info(manifestsToYaml(manifests, { redactSecrets: true }));
+      core.info("Dry run: nothing was submitted.");
+      return;
+    }
+
+    const reporter = createGitHubReporter();
+    const result = await build(spec, {
+      reporter,
+      runId: runId(),
+      signal: controller.signal,
+      onSubmitted: (objects: CreatedObjects) => saveObjects(objects),
+      onCleanedUp: () => core.saveState(STATE_OBJECTS, ""),
+    });
+    setOutputs(result);
+    await writeStepSummary(result);
+  } catch (error) {
+    reportFailure(error);
+  }
+  if (controller.signal.aborted) process.exitCode = 1;
+}
