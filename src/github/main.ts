@@ -8,6 +8,7 @@ import { secretsOf } from "../core/masking.js";
 import { parseBuildSpec, INPUT_NAMES, type RawInputs } from "../core/spec.js";
 import type { BuildResult } from "../core/types.js";
 import { parseEnvironment, runId } from "./environment.js";
+import { cleanUpPreview, planPreview, readPreviewInputs, reportPreviewBuild } from "./preview-flow.js";
 import { createGitHubReporter } from "./reporter.js";
 import { STATE_OBJECTS, saveObjects } from "./state.js";
 import { writeStepSummary } from "./summary.js";
@@ -80,8 +81,20 @@ export async function runActionMain(): Promise<void> {
   process.once("SIGTERM", () => cancel("SIGTERM"));
   try {
     const raw = readRawInputs();
+    const previewInputs = readPreviewInputs();
+    // Preview: tags derived from the PR, fork builds refused — all before the cluster is touched.
+    const plan = planPreview(previewInputs, raw);
+    if (plan?.mode === "refuse") {
+      core.setFailed(`${FAILURE_PREFIX}${plan.message}`);
+      return;
+    }
     const spec = parseBuildSpec(raw, parseEnvironment());
     for (const value of secretsOf(spec)) core.setSecret(value);
+    if (plan?.mode === "cleanup") {
+      const card = await cleanUpPreview(plan, previewInputs, spec);
+      if (process.env.GITHUB_STEP_SUMMARY && card) await core.summary.addRaw(card, true).write();
+      return;
+    }
 
     if (spec.dryRun) {
       const manifests = renderBuildManifests(spec, runId());
@@ -99,7 +112,8 @@ export async function runActionMain(): Promise<void> {
       onCleanedUp: () => core.saveState(STATE_OBJECTS, ""),
     });
     setOutputs(result);
-    await writeStepSummary(result);
+    const previewCard = plan?.mode === "build" ? await reportPreviewBuild(plan, previewInputs, result) : undefined;
+    await writeStepSummary(result, previewCard);
   } catch (error) {
     reportFailure(error);
   }

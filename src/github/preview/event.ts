@@ -6,11 +6,18 @@
 
 import type { context as actionsContext } from "@actions/github";
 
-import { previewLabels, previewTags, validatePreviewRepositories } from "../../core/preview-tags.js";
+import {
+  previewLabels,
+  previewTags,
+  validatePreviewRepositories,
+} from "../../core/preview-tags.js";
 import type { KeyValue } from "../../core/types.js";
 
 /** The parts of `@actions/github`'s `context` this module reads (plain objects work in tests). */
-export type PreviewEventContext = Pick<typeof actionsContext, "eventName" | "payload" | "serverUrl">;
+export type PreviewEventContext = Pick<
+  typeof actionsContext,
+  "eventName" | "payload" | "serverUrl"
+>;
 
 export interface PullRequestInfo {
   number: number;
@@ -27,7 +34,14 @@ export interface PullRequestInfo {
 
 export type PreviewPlan =
   /** Build with these tags and labels (instead of the `tags` input's repositories). */
-  | { mode: "build"; pr: PullRequestInfo; repositories: string[]; tags: string[]; labels: KeyValue[]; notes: string[] }
+  | {
+      mode: "build";
+      pr: PullRequestInfo;
+      repositories: string[];
+      tags: string[];
+      labels: KeyValue[];
+      notes: string[];
+    }
   /** PR closed: do not build; delete the PR's preview tags from these repositories, update the comment. */
   | { mode: "cleanup"; pr: PullRequestInfo; repositories: string[]; notes: string[] }
   /** Fork gating: end the step with `message` before any cluster call. */
@@ -69,8 +83,12 @@ function pullRequestInfo(context: PreviewEventContext): PullRequestInfo | string
   const headName = pr.head?.repo?.full_name;
   const headRepository = typeof headName === "string" ? headName : undefined;
   // A deleted fork has head.repo null: treat as a fork (untrusted, and not this repository).
-  const isFork = headRepository === undefined || headRepository.toLowerCase() !== baseRepository.toLowerCase();
-  const url = typeof pr.html_url === "string" ? pr.html_url : `${context.serverUrl}/${baseRepository}/pull/${number}`;
+  const isFork =
+    headRepository === undefined || headRepository.toLowerCase() !== baseRepository.toLowerCase();
+  const url =
+    typeof pr.html_url === "string"
+      ? pr.html_url
+      : `${context.serverUrl}/${baseRepository}/pull/${number}`;
   return { number, headSha, baseRepository, headRepository, isFork, url };
 }
 
@@ -102,7 +120,10 @@ export function forkTargetMessage(pr: PullRequestInfo): string {
  *
  * Throws InputError when `repositories` are not repositories only.
  */
-export function detectPreviewEvent(context: PreviewEventContext, options: DetectPreviewOptions): PreviewPlan {
+export function detectPreviewEvent(
+  context: PreviewEventContext,
+  options: DetectPreviewOptions,
+): PreviewPlan {
   if (!PR_EVENTS.has(context.eventName)) {
     return {
       mode: "none",
@@ -111,19 +132,24 @@ export function detectPreviewEvent(context: PreviewEventContext, options: Detect
   }
   const repositories = validatePreviewRepositories(options.repositories);
   const info = pullRequestInfo(context);
-  if (typeof info === "string") return { mode: "none", note: `preview: ${info}; building with the tags as given` };
+  if (typeof info === "string")
+    return { mode: "none", note: `preview: ${info}; building with the tags as given` };
   const pr = info;
   const target = context.eventName === "pull_request_target";
 
   if (context.payload.action === "closed") {
     if (pr.isFork && !target) {
-      return { mode: "none", note: `preview: PR #${pr.number} from a fork was closed; fork previews are not built under pull_request, so there is nothing to clean up` };
+      return {
+        mode: "none",
+        note: `preview: PR #${pr.number} from a fork was closed; fork previews are not built under pull_request, so there is nothing to clean up`,
+      };
     }
     return { mode: "cleanup", pr, repositories, notes: [] };
   }
 
   if (pr.isFork && !target) return { mode: "refuse", pr, message: forkPullRequestMessage(pr) };
-  if (pr.isFork && target && options.allowForkBuilds !== true) return { mode: "refuse", pr, message: forkTargetMessage(pr) };
+  if (pr.isFork && target && options.allowForkBuilds !== true)
+    return { mode: "refuse", pr, message: forkTargetMessage(pr) };
 
   const notes: string[] = [];
   if (target) {
@@ -132,7 +158,9 @@ export function detectPreviewEvent(context: PreviewEventContext, options: Detect
     );
   }
   if (pr.isFork) {
-    notes.push(`preview: building the head of fork PR #${pr.number} (${pr.headRepository ?? "deleted fork"}) because allow-fork-builds is true`);
+    notes.push(
+      `preview: building the head of fork PR #${pr.number} (${pr.headRepository ?? "deleted fork"}) because allow-fork-builds is true`,
+    );
   }
   const tags = repositories.flatMap((repo) => previewTags(repo, "pr", pr.number, pr.headSha));
   const labels = previewLabels({

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the OCI distribution registry (Debian's `docker-registry` package) that the preview
+# tests start on loopback (test/support/registry.ts). Idempotent: does nothing when the binary is
+# already on PATH. Needs root (CI runs it with sudo when it is not root).
+set -euo pipefail
+
+if command -v docker-registry >/dev/null 2>&1; then
+  echo "docker-registry: $(command -v docker-registry)"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  SUDO="sudo"
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# --no-install-recommends: only the registry binary, no docker engine pulled in.
+$SUDO apt-get install -y -qq --no-install-recommends docker-registry
+
+# The package ships a systemd unit listening on :5000; the tests start their own instances on free
+# ports, so a running service is not needed (and on CI runners there is no systemd in containers).
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-registry 2>/dev/null; then
+  $SUDO systemctl stop docker-registry || true
+  $SUDO systemctl disable docker-registry >/dev/null 2>&1 || true
+fi
+
+command -v docker-registry

@@ -1,0 +1,170 @@
+/**
+ * Kaniko (the maintained fork, ghcr.io/osscontainertools/kaniko): runs as uid 0 without
+ * `privileged`, so its pod fits Pod Security `baseline`. Flags checked against the fork's
+ * cmd/executor/cmd/root.go and pkg/config/options.go:
+ *
+ * - `--context=dir:///workspace` (LocalDirBuildContextPrefix) or `git://host/path#ref`
+ *   (pkg/buildcontext/git.go clones `https://host/path`, fetching `ref` — a commit hash or a
+ *   `refs/…` name); a branch or tag name goes through `--git=branch=<name>`, a subdirectory through
+ *   `--context-sub-path`.
+ * - `--digest-file=/dev/termination-log`: DoPush writes the image digest there (and last).
+ * - `--insecure-registry=<host>` (repeatable): plain HTTP for push, pull and cache on that host.
+ * - `--secret=id=<id>,src=<file>` (fork ≥ v1.27.0, where FF_KANIKO_RUN_MOUNT_SECRET is on by
+ *   default): `RUN --mount=type=secret` support.
+ */
+import { posix } from "node:path";
+import type { V1Container, V1EnvVar, V1VolumeMount } from "@kubernetes/client-node";
+import { parseImageReference } from "../parse.js";
+import type { BuildSpec } from "../types.js";
+import {
+  BUILD_CONTAINER,
+  BUILD_SECRETS_VOLUME,
+  REGISTRY_CREDENTIALS_VOLUME,
+  WORKSPACE_DIR,
+  WORKSPACE_VOLUME,
+  type Builder,
+  type BuilderPod,
+  type RenderEnvironment,
+} from "./types.js";
+
+/** Pinned release of the maintained fork (upstream gcr.io/kaniko-project was archived 2025-06-03). */
+export const KANIKO_IMAGE = "ghcr.io/osscontainertools/kaniko:v1.28.2";
+
+/** Kaniko's own directory: excluded from every snapshot, so mounts here never reach the image. */
+export const KANIKO_DOCKER_CONFIG_DIR = "/kaniko/.docker";
+export const KANIKO_SECRETS_DIR = "/kaniko/secrets";
+
+/** Repositories of the fork's images; tags from v1.27.0 on take `--secret`. */
+const FORK_REPOSITORIES = ["ghcr.io/osscontainertools/kaniko", "docker.io/martizih/kaniko"];
+const FIRST_SECRET_VERSION: [number, number, number] = [1, 27, 0];
+
+/** Whether `--secret` is known to work with this image: the fork at v1.27.0 or later (or unversioned tag/digest). */
+export function kanikoImageSupportsSecrets(image: string): boolean {
+  let ref;
+  try {
+    ref = parseImageReference(image);
+  } catch {
+    return false;
+  }
+  if (!FORK_REPOSITORIES.includes(`${ref.domain}/${ref.path}`)) return false;
+  if (ref.tag === undefined) return true;
+  const m = /^v?(\d+)\.(\d+)\.(\d+)/.exec(ref.tag);
+  if (!m) return true; // latest, debug, slim, a digest pin: the current fork
+  const version = [Number(m[1]), Number(m[2]), Number(m[3])];
+  for (let i = 0; i < 3; i++) {
+    if (version[i]! !== FIRST_SECRET_VERSION[i]) return version[i]! > FIRST_SECRET_VERSION[i]!;
+  }
+  return true;
+}
+
+const HASH = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
+
+/** Kaniko's form of a git context: `git://host/path[#ref]` plus the flags it needs. */
+export function kanikoGitContext(url: string): { context: string; flags: string[] } {
+  const hash = url.indexOf("#");
+  const base = hash < 0 ? url : url.slice(0, hash);
+  const fragment = hash < 0 ? "" : url.slice(hash + 1);
+  const colon = fragment.indexOf(":");
+  const ref = colon < 0 ? fragment : fragment.slice(0, colon);
+  const subdir = colon < 0 ? "" : fragment.slice(colon + 1);
+  // Kaniko prefixes what follows git:// with https:// (GIT_PULL_METHOD unset).
+  const hostAndPath = base.replace(/^(?:git|https):\/\//, "");
+  const flags: string[] = [];
+  let context = `git://${hostAndPath}`;
+  if (ref !== "") {
+    if (HASH.test(ref) || ref.startsWith("refs/")) context += `#${ref}`;
+    else flags.push(`--git=branch=${ref}`);
+  }
+  if (subdir !== "" && subdir !== "/" && subdir !== ".") flags.push(`--context-sub-path=${subdir}`);
+  return { context, flags };
+}
+
+/** The executor's arguments. Pure; exported for tests and dry runs. */
+export function kanikoArgs(spec: BuildSpec): string[] {
+  const args: string[] = [];
+  const dockerfile = posix.normalize(spec.dockerfile);
+  if (spec.context.kind === "git") {
+    const git = kanikoGitContext(spec.context.url);
+    args.push(`--context=${git.context}`, ...git.flags, `--dockerfile=${dockerfile}`);
+  } else {
+    args.push(`--context=dir://${WORKSPACE_DIR}`, `--dockerfile=${posix.join(WORKSPACE_DIR, dockerfile)}`);
+  }
+  for (const tag of spec.tags) args.push(`--destination=${tag}`);
+  if (!spec.push) args.push("--no-push");
+  args.push("--digest-file=/dev/termination-log");
+  if (spec.target !== undefined) args.push(`--target=${spec.target}`);
+  for (const { key, value } of spec.buildArgs) args.push(`--build-arg=${key}=${value}`);
+  for (const { key, value } of spec.labels) args.push(`--label=${key}=${value}`);
+  if (spec.cacheRepo !== undefined) {
+    args.push("--cache=true", `--cache-repo=${spec.cacheRepo}`);
+    if (spec.cacheTtl !== undefined) args.push(`--cache-ttl=${spec.cacheTtl}`);
+  }
+  for (const registry of spec.insecureRegistries) args.push(`--insecure-registry=${registry}`);
+  for (const { id } of spec.secrets) args.push(`--secret=id=${id},src=${posix.join(KANIKO_SECRETS_DIR, id)}`);
+  return args;
+}
+
+function render(spec: BuildSpec, env: RenderEnvironment): BuilderPod {
+  const volumeMounts: V1VolumeMount[] = [{ name: WORKSPACE_VOLUME, mountPath: WORKSPACE_DIR }];
+  const containerEnv: V1EnvVar[] = [];
+  if (env.hasRegistryCredentials) {
+    volumeMounts.push({ name: REGISTRY_CREDENTIALS_VOLUME, mountPath: KANIKO_DOCKER_CONFIG_DIR, readOnly: true });
+    containerEnv.push({ name: "DOCKER_CONFIG", value: KANIKO_DOCKER_CONFIG_DIR });
+  }
+  if (env.hasBuildSecrets) {
+    volumeMounts.push({ name: BUILD_SECRETS_VOLUME, mountPath: KANIKO_SECRETS_DIR, readOnly: true });
+  }
+  const container: V1Container = {
+    name: BUILD_CONTAINER,
+    image: spec.builderImage,
+    args: kanikoArgs(spec),
+    volumeMounts,
+    terminationMessagePath: "/dev/termination-log",
+    terminationMessagePolicy: "File",
+  };
+  if (containerEnv.length > 0) container.env = containerEnv;
+  const { requests, limits } = spec.resources;
+  if (Object.keys(requests).length > 0 || Object.keys(limits).length > 0) {
+    container.resources = {
+      ...(Object.keys(requests).length > 0 ? { requests: { ...requests } } : {}),
+      ...(Object.keys(limits).length > 0 ? { limits: { ...limits } } : {}),
+    };
+  }
+  return { container, volumes: [] };
+}
+
+export const kaniko: Builder = {
+  name: "kaniko",
+  defaultImage: KANIKO_IMAGE,
+  podSecurityLevel: "baseline",
+  needsServerVersion: false,
+  unsupported(spec) {
+    if (spec.platforms.length > 0) {
+      return {
+        input: "platforms",
+        detail:
+          "Kaniko builds for the node it runs on and cannot build several platforms; use builder: buildkit for multi-platform images",
+      };
+    }
+    if (spec.cacheFrom.length > 0) {
+      return {
+        input: "cache-from",
+        detail: 'is BuildKit-only; Kaniko takes its registry cache from "cache-repo" (or use builder: buildkit)',
+      };
+    }
+    if (spec.cacheTo.length > 0) {
+      return {
+        input: "cache-to",
+        detail: 'is BuildKit-only; Kaniko takes its registry cache from "cache-repo" (or use builder: buildkit)',
+      };
+    }
+    if (spec.secrets.length > 0 && !kanikoImageSupportsSecrets(spec.builderImage)) {
+      return {
+        input: "secrets",
+        detail: `build secrets need a Kaniko image with --secret (ghcr.io/osscontainertools/kaniko v1.27.0 or later), not "${spec.builderImage}"; or use builder: buildkit`,
+      };
+    }
+    return undefined;
+  },
+  render,
+};

@@ -1,0 +1,291 @@
+/**
+ * The engine against the Kubernetes API test server, through @kubernetes/client-node only:
+ * what was created, what arrived in the pod, the log the user sees, the digest, what is left.
+ */
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { build } from "../../src/core/build.js";
+import { BuildFailure } from "../../src/core/errors.js";
+import { parseBuildSpec, type RawInputs } from "../../src/core/spec.js";
+import { startTestCluster, type TestCluster } from "../support/cluster.js";
+import { addSymlink, makeContext, recordingReporter } from "./helpers.js";
+
+let cluster: TestCluster;
+beforeAll(async () => {
+  cluster = await startTestCluster();
+  cluster.createNamespace("ci-builds");
+});
+afterAll(async () => {
+  await cluster?.close();
+});
+beforeEach(() => {
+  cluster.resetRequests();
+  cluster.useScenario("kaniko-success-cold");
+});
+
+const DIGEST = "sha256:8c1c626558915ecba14a9b1f8b20dce4ba869984d4032c592d4dd6c67d8aab84";
+
+function specFor(context: string, inputs: RawInputs = {}) {
+  return parseBuildSpec(
+    {
+      context: ".",
+      tags: "registry.example:5000/acme/web:1.0",
+      namespace: "ci-builds",
+      kubeconfig: cluster.kubeconfig(),
+      ...inputs,
+    },
+    { workspace: context, kubeconfigPaths: [] },
+  );
+}
+
+function listFiles(dir: string, prefix = ""): string[] {
+  const out: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    const rel = prefix ? `${prefix}/${name}` : name;
+    if (statSync(path).isDirectory()) out.push(...listFiles(path, rel));
+    else out.push(rel);
+  }
+  return out.sort();
+}
+
+function leftovers(namespace = "ci-builds") {
+  return {
+    jobs: cluster.objects("jobs", namespace).map((job) => job.metadata.name),
+    pods: cluster.objects("pods", namespace).map((pod) => pod.metadata.name),
+    secrets: cluster.objects("secrets", namespace).map((secret) => secret.metadata.name),
+  };
+}
+
+async function waitForEmpty(namespace = "ci-builds", ms = 5000) {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    const left = leftovers(namespace);
+    if (left.jobs.length + left.pods.length + left.secrets.length === 0) return left;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return leftovers(namespace);
+}
+
+async function buildFails(spec: ReturnType<typeof specFor>, reporter = recordingReporter()) {
+  try {
+    await build(spec, { reporter, runId: "test", pendingGraceMs: 300 });
+  } catch (error) {
+    return { error: error as BuildFailure, reporter };
+  }
+  throw new Error("the build was expected to fail");
+}
+
+describe("a successful Kaniko build", () => {
+  test("submits the Job, uploads the filtered context, streams the log once, returns the digest, leaves nothing", async () => {
+    const context = makeContext();
+    const reporter = recordingReporter();
+    const spec = specFor(context, {
+      "registry-username": "ci-bot",
+      "registry-password": "hunter2-registry-password",
+      "cache-repo": "registry.example:5000/acme/web/cache",
+      "build-args": "VERSION=1.0",
+    });
+    const result = await build(spec, { reporter, runId: "test" });
+
+    expect(result.digest).toBe(DIGEST);
+    expect(result.image).toBe(`registry.example:5000/acme/web@${DIGEST}`);
+    expect(result.context.files).toBe(5);
+
+    const podName = cluster.podNames("ci-builds").at(-1)!;
+    const received = cluster.receivedContext(podName)!;
+    expect(listFiles(received)).toEqual([".dockerignore", "Dockerfile", "app.txt", "src/main.sh"]);
+    expect(statSync(join(received, "src/main.sh")).mode & 0o111).not.toBe(0);
+    expect(readFileSync(join(received, "app.txt"), "utf8")).toBe("hello from the build context\n");
+
+    const recorded = readFileSync("test/support/recordings/kaniko-success-cold/log-build.txt", "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => line.slice(line.indexOf(" ") + 1));
+    expect(reporter.buildLines.map((line) => line.text)).toEqual(recorded);
+
+    const left = await waitForEmpty();
+    expect(left).toEqual({ jobs: [], pods: [], secrets: [] });
+    expect(reporter.lines.join("\n")).not.toContain("hunter2-registry-password");
+  });
+
+  test("the Job is shaped as the design says", async () => {
+    const context = makeContext();
+    const spec = specFor(context, { "keep-job": "true", timeout: "20m", ttl: "15m" });
+    const result = await build(spec, { reporter: recordingReporter(), runId: "run-7" });
+    const job = cluster.objects("jobs", "ci-builds").find((j) => j.metadata.name === result.job);
+    expect(job.spec.backoffLimit).toBe(0);
+    expect(job.spec.activeDeadlineSeconds).toBe(1200);
+    expect(job.spec.ttlSecondsAfterFinished).toBe(900);
+    expect(job.metadata.labels["k8s-image-build/run-id"]).toBe("run-7");
+    const pod = job.spec.template.spec;
+    expect(pod.restartPolicy).toBe("Never");
+    expect(pod.initContainers[0]).toMatchObject({ name: "context", stdin: true, stdinOnce: true });
+    expect(pod.containers[0].args).toEqual(
+      expect.arrayContaining([
+        "--context=dir:///workspace",
+        "--digest-file=/dev/termination-log",
+        "--destination=registry.example:5000/acme/web:1.0",
+      ]),
+    );
+    // keep-job leaves it; clean up by hand for the next tests.
+    await fetchDelete(`/apis/batch/v1/namespaces/ci-builds/jobs/${result.job}?propagationPolicy=Background`);
+    await waitForEmpty();
+  });
+
+  test("a dropped pod watch and a dropped log stream give the same complete log and digest", async () => {
+    const context = makeContext();
+    cluster.faults.dropNextWatch({ resource: "pods", afterEvents: 3 });
+    cluster.faults.dropNextLog({ afterLines: 5 });
+    const reporter = recordingReporter();
+    const result = await build(specFor(context), { reporter, runId: "test" });
+    expect(result.digest).toBe(DIGEST);
+    const texts = reporter.buildLines.map((line) => line.text);
+    const recorded = readFileSync("test/support/recordings/kaniko-success-cold/log-build.txt", "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => line.slice(line.indexOf(" ") + 1));
+    expect(texts).toEqual(recorded);
+    const watches = cluster.requests.filter((r) => r.stream === "watch" && r.path.endsWith("/pods"));
+    expect(watches.length).toBeGreaterThanOrEqual(2);
+    const logs = cluster.requests.filter((r) => r.stream === "log");
+    expect(logs.length).toBeGreaterThanOrEqual(2);
+    expect(await waitForEmpty()).toEqual({ jobs: [], pods: [], secrets: [] });
+  });
+
+  test("429 and 503 answers are retried", async () => {
+    cluster.faults.failRequests({ method: "POST", pathPattern: /\/jobs$/, status: 429, times: 1, retryAfterSeconds: 1 });
+    cluster.faults.failRequests({ method: "DELETE", pathPattern: /\/jobs\//, status: 503, times: 2 });
+    const reporter = recordingReporter();
+    const result = await build(specFor(makeContext()), { reporter, runId: "test" });
+    expect(result.digest).toBe(DIGEST);
+    expect(reporter.warnings.some((w) => w.includes("429"))).toBe(true);
+    expect(await waitForEmpty()).toEqual({ jobs: [], pods: [], secrets: [] });
+  });
+
+  test("request count of one build", async () => {
+    await build(specFor(makeContext()), { reporter: recordingReporter(), runId: "test" });
+    const summary = cluster.requests.map((r) => `${r.method} ${r.path}${r.stream ? ` (${r.stream})` : ""}`);
+    // Without registry credentials: namespace, Job, pod watch, event watch, attach, log, delete.
+    expect(summary.length).toBeLessThanOrEqual(9);
+    await waitForEmpty();
+  });
+});
+
+async function fetchDelete(path: string) {
+  const { Agent } = await import("undici");
+  const dispatcher = new Agent({ connect: { ca: cluster.caPem } });
+  const { fetch } = await import("undici");
+  await fetch(`${cluster.url}${path}`, {
+    method: "DELETE",
+    headers: { authorization: `Bearer ${cluster.token}` },
+    dispatcher,
+  });
+}
+
+describe("failures are one line and leave nothing", () => {
+  test.each([
+    ["kaniko-image-pull-fails", "image-pull", /cannot be pulled|Failed to pull image/],
+    ["kaniko-unschedulable", "unschedulable", /cannot be scheduled: 0\/1 nodes are available/],
+    ["kaniko-oomkilled", "oom-killed", /ran out of memory \(OOMKilled/],
+    ["kaniko-run-fails", "build-failed", /the build failed with exit code 3: error building image: .*exit status 3/],
+  ])("%s → %s", async (scenario, kind, message) => {
+    cluster.useScenario(scenario);
+    const { error } = await buildFails(specFor(makeContext()));
+    expect(error).toBeInstanceOf(BuildFailure);
+    expect(error.kind).toBe(kind);
+    expect(error.message).toMatch(message);
+    expect(error.message).not.toContain("\n");
+    expect(await waitForEmpty()).toEqual({ jobs: [], pods: [], secrets: [] });
+  });
+
+  test("a failing RUN carries the last log lines", async () => {
+    cluster.useScenario("kaniko-run-fails");
+    const { error } = await buildFails(specFor(makeContext()));
+    expect(error.logTail.length).toBeGreaterThan(0);
+    expect(error.logTail.join("\n")).toMatch(/exit/);
+  });
+
+  test("DeadlineExceeded", async () => {
+    cluster.useScenario("kaniko-deadline");
+    const { error } = await buildFails(specFor(makeContext(), { timeout: "2s" }));
+    expect(error.kind).toBe("deadline-exceeded");
+    expect(error.message).toMatch(/exceeded its timeout of 2s/);
+    expect(await waitForEmpty()).toEqual({ jobs: [], pods: [], secrets: [] });
+  });
+
+  test("a truncated upload is named as such", async () => {
+    const context = makeContext();
+    cluster.useScenario("kaniko-success-cold");
+    // A symlink out of the context is refused before anything is created.
+    addSymlink(context, "escape", "/etc/passwd");
+    cluster.resetRequests();
+    await expect(build(specFor(context), { reporter: recordingReporter(), runId: "test" })).rejects.toThrow(
+      /input "context": .*escape.*outside the context/,
+    );
+    expect(cluster.requests).toEqual([]);
+  });
+
+  test("403 from RBAC", async () => {
+    cluster.addToken("no-jobs-token", { forbid: [{ verb: "create", resource: "jobs" }] });
+    const spec = parseBuildSpec(
+      {
+        context: ".",
+        tags: "registry.example:5000/acme/web:1.0",
+        namespace: "ci-builds",
+        kubeconfig: cluster.kubeconfig({ token: "no-jobs-token" }),
+      },
+      { workspace: makeContext(), kubeconfigPaths: [] },
+    );
+    const { error } = await buildFails(spec);
+    expect(error.kind).toBe("forbidden");
+    expect(error.message).toMatch(/could not create Job .*forbidden.*cannot create resource "jobs"/);
+    expect(error.message).not.toContain("\n");
+    expect(await waitForEmpty()).toEqual({ jobs: [], pods: [], secrets: [] });
+  });
+
+  test("a kubeconfig with a wrong token", async () => {
+    const spec = parseBuildSpec(
+      {
+        context: ".",
+        tags: "registry.example:5000/acme/web:1.0",
+        namespace: "ci-builds",
+        kubeconfig: cluster.kubeconfig({ token: "not-a-valid-token" }),
+      },
+      { workspace: makeContext(), kubeconfigPaths: [] },
+    );
+    const { error } = await buildFails(spec);
+    expect(error.kind).toBe("kubeconfig");
+    expect(error.message).toMatch(/401 Unauthorized/);
+    expect(error.message).not.toContain("not-a-valid-token");
+  });
+
+  test("a kubeconfig context that does not exist lists the available ones", async () => {
+    const { error } = await buildFails(specFor(makeContext(), { "kube-context": "nope" }));
+    expect(error.message).toMatch(/context "nope" not found; available contexts: /);
+    expect(cluster.requests).toEqual([]);
+  });
+
+  test("cancelling mid-build deletes the Job and its Secret", async () => {
+    cluster.useScenario("kaniko-deadline");
+    const controller = new AbortController();
+    const reporter = recordingReporter();
+    const running = build(
+      specFor(makeContext(), { "registry-username": "u", "registry-password": "p4ssword-value" }),
+      { reporter, runId: "test", signal: controller.signal },
+    );
+    const until = Date.now() + 10_000;
+    while (!reporter.groups.includes("Build (kaniko)") && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const cancelledAt = Date.now();
+    controller.abort();
+    await expect(running).rejects.toMatchObject({ kind: "cancelled" });
+    expect(await waitForEmpty()).toEqual({ jobs: [], pods: [], secrets: [] });
+    expect(Date.now() - cancelledAt).toBeLessThan(7000);
+  });
+});
+
+test("the recordings are in the project", () => {
+  expect(existsSync("test/support/recordings/kaniko-success-cold/log-build.txt")).toBe(true);
+});

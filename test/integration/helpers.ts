@@ -1,0 +1,67 @@
+/** Shared by the integration tests: a build context on disk, a recording reporter, spec inputs. */
+import { chmodSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { LogLine, Reporter, UploadProgress } from "../../src/core/reporter.js";
+
+/** The recorded context (Dockerfile, app.txt, .dockerignore) plus files .dockerignore must keep out. */
+export function makeContext(extra: Record<string, string> = {}): string {
+  const dir = mkdtempSync(join(tmpdir(), "kib-context-"));
+  const files: Record<string, string> = {
+    Dockerfile: 'FROM busybox\nCOPY app.txt /app/app.txt\nRUN echo "built at step 2" > /app/built.txt && ls -la /app\n',
+    "app.txt": "hello from the build context\n",
+    ".dockerignore": "secret.env\n*.log\n",
+    "secret.env": "TOKEN=do-not-send\n",
+    "debug.log": "noise\n",
+    "src/main.sh": "#!/bin/sh\necho main\n",
+    ".git/HEAD": "ref: refs/heads/main\n",
+    ...extra,
+  };
+  for (const [path, content] of Object.entries(files)) {
+    mkdirSync(join(dir, path, ".."), { recursive: true });
+    writeFileSync(join(dir, path), content);
+  }
+  chmodSync(join(dir, "src/main.sh"), 0o755);
+  return dir;
+}
+
+export function addSymlink(dir: string, path: string, target: string): void {
+  symlinkSync(target, join(dir, path));
+}
+
+export interface RecordedReporter extends Reporter {
+  lines: string[];
+  buildLines: LogLine[];
+  warnings: string[];
+  groups: string[];
+  uploads: UploadProgress[];
+  masked: string[];
+}
+
+export function recordingReporter(): RecordedReporter {
+  const recorded: RecordedReporter = {
+    lines: [],
+    buildLines: [],
+    warnings: [],
+    groups: [],
+    uploads: [],
+    masked: [],
+    info: (message) => recorded.lines.push(message),
+    warn: (message) => {
+      recorded.warnings.push(message);
+      recorded.lines.push(`warning: ${message}`);
+    },
+    debug: () => {},
+    async group(title, fn) {
+      recorded.groups.push(title);
+      return fn();
+    },
+    buildLog: (line) => {
+      recorded.buildLines.push(line);
+      recorded.lines.push(line.text);
+    },
+    upload: (progress) => recorded.uploads.push(progress),
+    mask: (secret) => recorded.masked.push(secret),
+  };
+  return recorded;
+}
