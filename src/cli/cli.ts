@@ -7,16 +7,38 @@ import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
 import { parseArgs } from "node:util";
 import { build, renderBuildManifests } from "../core/build.js";
-import { BuildFailure, isUserFacing } from "../core/errors.js";
+import { BuildFailure, InputError, isUserFacing } from "../core/errors.js";
 import { manifestsToYaml } from "../core/manifests.js";
 import { secretsOf } from "../core/masking.js";
+import { ParseError, parseBoolean } from "../core/parse.js";
 import { INPUT_NAMES, parseBuildSpec, type InputName, type RawInputs } from "../core/spec.js";
 import { dotenvOf } from "./dotenv.js";
+import { applyMergeRequestPreview, withGitLabRegistryDefault } from "./gitlab.js";
 import { INPUT_DOCS } from "./input-docs.generated.js";
 import { createCliReporter } from "./reporter.js";
 
 /** Inputs given as switches: `--dry-run`, `--no-push`. */
-export const BOOLEAN_INPUTS: ReadonlySet<string> = new Set(["push", "keep-job", "dry-run"]);
+export const BOOLEAN_INPUTS: ReadonlySet<string> = new Set(["push", "keep-job", "dry-run", "preview"]);
+
+/**
+ * The CLI's inputs: the engine's (src/core/spec.ts, described in action.yml) plus `preview`, which
+ * the CLI handles itself (merge-request tags, see ./gitlab.ts). The GitHub-only action inputs
+ * (github-token, allow-fork-builds) have no CLI form.
+ */
+export const CLI_INPUT_NAMES: readonly string[] = [...INPUT_NAMES, "preview"];
+
+/** `preview` means something else here than in the action (no pull-request comment, no cleanup). */
+const CLI_ONLY_DOCS: Record<string, { description: string; default?: string }> = {
+  preview: {
+    description:
+      "In a GitLab merge-request pipeline ($CI_MERGE_REQUEST_IID set), push the tags mr-<iid> and mr-<iid>-<short sha> in the repositories of tags instead of the tags themselves; elsewhere the tags as given (true/false).",
+    default: "false",
+  },
+};
+
+export function inputDoc(name: string): { description: string; default?: string } | undefined {
+  return CLI_ONLY_DOCS[name] ?? INPUT_DOCS[name];
+}
 /** Inputs that are lists: a repeated flag adds a line. */
 export const LIST_INPUTS: ReadonlySet<string> = new Set([
   "tags",
@@ -53,8 +75,8 @@ export function helpText(): string {
     "",
     "Flags:",
   ];
-  for (const name of INPUT_NAMES) {
-    const doc = INPUT_DOCS[name];
+  for (const name of CLI_INPUT_NAMES) {
+    const doc = inputDoc(name);
     const flag = BOOLEAN_INPUTS.has(name) ? `--${name} / --no-${name}` : `--${name} <value>`;
     const defaultText = doc?.default ? ` (default: ${doc.default})` : "";
     lines.push(`  ${flag.padEnd(34)} ${doc?.description ?? ""}${defaultText}  [${envName(name)}]`);
@@ -69,6 +91,8 @@ export function helpText(): string {
 
 export interface ParsedCommandLine {
   raw: RawInputs;
+  /** `--preview` / KIB_PREVIEW: merge-request preview tags (./gitlab.ts). */
+  preview: boolean;
   dotenv?: string;
   verbose: boolean;
   help: boolean;
@@ -81,7 +105,7 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Parsed
     verbose: { type: "boolean" },
     help: { type: "boolean" },
   };
-  for (const name of INPUT_NAMES) {
+  for (const name of CLI_INPUT_NAMES) {
     options[name] = BOOLEAN_INPUTS.has(name) ? { type: "boolean" } : { type: "string", multiple: true };
   }
   let parsed: ReturnType<typeof parseArgs>;
@@ -93,7 +117,7 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Parsed
   }
   const [command, ...rest] = parsed.positionals;
   const values = parsed.values as Record<string, string[] | string | boolean | undefined>;
-  if (values.help || command === "help") return { raw: {}, verbose: false, help: true };
+  if (values.help || command === "help") return { raw: {}, preview: false, verbose: false, help: true };
   if (command !== "build" || rest.length > 0) {
     throw new BuildFailure("api", `command line: expected "build" followed by flags, got "${parsed.positionals.join(" ")}" (see --help)`);
   }
@@ -109,8 +133,18 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Parsed
     }
     if (text !== undefined && text !== "") raw[name as InputName] = text;
   }
+  let preview = false;
+  if (typeof values.preview === "boolean") preview = values.preview;
+  else if (env.KIB_PREVIEW !== undefined && env.KIB_PREVIEW.trim() !== "") {
+    try {
+      preview = parseBoolean(env.KIB_PREVIEW.trim());
+    } catch (error) {
+      if (error instanceof ParseError) throw new InputError("preview", error.message);
+      throw error;
+    }
+  }
   const dotenv = typeof values.dotenv === "string" ? values.dotenv : env.KIB_DOTENV || undefined;
-  return { raw, dotenv, verbose: Boolean(values.verbose), help: false };
+  return { raw, preview, dotenv, verbose: Boolean(values.verbose), help: false };
 }
 
 export async function cli(io: CliIo): Promise<number> {
@@ -128,6 +162,18 @@ export async function cli(io: CliIo): Promise<number> {
       const value = command.raw[name];
       if (value) reporter.mask(value);
     }
+    let raw = command.raw;
+    if (command.preview) {
+      const preview = applyMergeRequestPreview(raw, io.env);
+      raw = preview.raw;
+      reporter.info(preview.note);
+    }
+    if (gitlab) {
+      const registry = withGitLabRegistryDefault(raw, io.env);
+      for (const secret of registry.secrets) reporter.mask(secret);
+      raw = registry.raw;
+      if (registry.note) reporter.info(registry.note);
+    }
     const environment = {
       workspace: io.cwd,
       kubeconfigPaths: io.env.KUBECONFIG
@@ -142,7 +188,7 @@ export async function cli(io: CliIo): Promise<number> {
             }
           : undefined,
     };
-    const spec = parseBuildSpec(command.raw, environment);
+    const spec = parseBuildSpec(raw, environment);
     for (const value of secretsOf(spec)) reporter.mask(value);
     const runId = io.env.CI_JOB_ID ? `gitlab-${io.env.CI_JOB_ID}` : io.env.GITHUB_RUN_ID ? `${io.env.GITHUB_RUN_ID}` : "local";
     if (spec.dryRun) {
@@ -152,7 +198,11 @@ export async function cli(io: CliIo): Promise<number> {
       return 0;
     }
     const result = await build(spec, { reporter, runId, signal: io.signal });
-    if (command.dotenv) writeFileSync(command.dotenv, dotenvOf(result));
+    if (command.dotenv) {
+      const report = dotenvOf(result);
+      writeFileSync(command.dotenv, report.text);
+      for (const warning of report.warnings) reporter.warn(warning);
+    }
     io.stdout.write(`${result.image}\n`);
     return 0;
   } catch (error) {

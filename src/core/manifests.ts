@@ -59,9 +59,13 @@ export function labelSafe(value: string): string {
 }
 
 /** jobName "kib-<8 lowercase alnum>"; `random` (for tests) must return 8 such characters. */
-export function newBuildIdentity(runId: string, random: () => string = randomSuffix): BuildIdentity {
+export function newBuildIdentity(
+  runId: string,
+  random: () => string = randomSuffix,
+): BuildIdentity {
   const suffix = random();
-  if (!/^[a-z0-9]{8}$/.test(suffix)) throw new Error(`build id "${suffix}" is not 8 lowercase letters or digits`);
+  if (!/^[a-z0-9]{8}$/.test(suffix))
+    throw new Error(`build id "${suffix}" is not 8 lowercase letters or digits`);
   return { jobName: `${JOB_NAME_PREFIX}${suffix}`, runId: labelSafe(runId), buildId: suffix };
 }
 
@@ -107,7 +111,11 @@ function contextContainer(spec: BuildSpec): V1Container {
   };
 }
 
-export function renderManifests(spec: BuildSpec, id: BuildIdentity, env: RenderEnvironment): RenderedManifests {
+export function renderManifests(
+  spec: BuildSpec,
+  id: BuildIdentity,
+  env: RenderEnvironment,
+): RenderedManifests {
   const builder = getBuilder(spec.builder);
   const hasRegistryCredentials = spec.registryAuth !== undefined;
   const hasBuildSecrets = spec.secrets.length > 0;
@@ -127,7 +135,11 @@ export function renderManifests(spec: BuildSpec, id: BuildIdentity, env: RenderE
       kind: "Secret",
       metadata: metadata(name, spec, labels),
       type: "kubernetes.io/dockerconfigjson",
-      data: { [DOCKER_CONFIG_KEY]: Buffer.from(dockerConfigJson(spec.registryAuth), "utf8").toString("base64") },
+      data: {
+        [DOCKER_CONFIG_KEY]: Buffer.from(dockerConfigJson(spec.registryAuth), "utf8").toString(
+          "base64",
+        ),
+      },
     });
   }
   if (hasBuildSecrets) {
@@ -135,17 +147,23 @@ export function renderManifests(spec: BuildSpec, id: BuildIdentity, env: RenderE
     volumes.push({ name: BUILD_SECRETS_VOLUME, secret: { secretName: name } });
     const data: Record<string, string> = {};
     for (const s of spec.secrets) data[s.id] = s.value.toString("base64");
-    secrets.push({ apiVersion: "v1", kind: "Secret", metadata: metadata(name, spec, labels), type: "Opaque", data });
+    secrets.push({
+      apiVersion: "v1",
+      kind: "Secret",
+      metadata: metadata(name, spec, labels),
+      type: "Opaque",
+      data,
+    });
   }
   volumes.push(...pod.volumes);
 
   const podSpec: NonNullable<NonNullable<V1Job["spec"]>["template"]["spec"]> = {
     restartPolicy: "Never",
     automountServiceAccountToken: false,
+    ...(spec.context.kind === "dir" ? { initContainers: [contextContainer(spec)] } : {}),
     containers: [pod.container],
     volumes,
   };
-  if (spec.context.kind === "dir") podSpec.initContainers = [contextContainer(spec)];
   if (spec.serviceAccount !== undefined) podSpec.serviceAccountName = spec.serviceAccount;
   if (Object.keys(spec.nodeSelector).length > 0) podSpec.nodeSelector = { ...spec.nodeSelector };
   if (spec.tolerations.length > 0) podSpec.tolerations = spec.tolerations.map((t) => ({ ...t }));

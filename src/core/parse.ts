@@ -34,7 +34,6 @@ const referenceRegexp = new RegExp(`^(${namePat})(?::(${tagPat}))?(?:@(${digestP
 const anchoredNameRegexp = new RegExp(`^(?:(${domainAndPort})/)?(${remoteName})$`);
 const anchoredIdentifierRegexp = /^[a-f0-9]{64}$/;
 const anchoredDomainAndPort = new RegExp(`^${domainAndPort}$`);
-const anchoredTag = new RegExp(`^${tagPat}$`);
 const nameTotalLengthMax = 255;
 
 const defaultDomain = "docker.io";
@@ -105,7 +104,8 @@ function parseQualified(s: string): ImageReference {
   const m = referenceRegexp.exec(s);
   if (!m) {
     if (s === "") throw new ParseError("repository name must have at least one component");
-    if (referenceRegexp.test(s.toLowerCase())) throw new ParseError("repository name must be lowercase");
+    if (referenceRegexp.test(s.toLowerCase()))
+      throw new ParseError("repository name must be lowercase");
     throw new ParseError("invalid reference format");
   }
   const name = m[1]!;
@@ -137,10 +137,6 @@ export function parseImageReference(s: string): ImageReference {
   const ref = parseQualified(`${domain}/${remainder}`);
   if (ref.domain === "") throw new ParseError("invalid reference format");
   return ref;
-}
-
-export function isValidTag(tag: string): boolean {
-  return anchoredTag.test(tag);
 }
 
 /** A registry host with optional port, as the reference grammar's domain part. */
@@ -228,7 +224,9 @@ const FALSE_VALUES = ["false", "False", "FALSE"];
 export function parseBoolean(s: string): boolean {
   if (TRUE_VALUES.includes(s)) return true;
   if (FALSE_VALUES.includes(s)) return false;
-  throw new ParseError(`"${s}" is not a boolean; use one of true | True | TRUE | false | False | FALSE`);
+  throw new ParseError(
+    `"${s}" is not a boolean; use one of true | True | TRUE | false | False | FALSE`,
+  );
 }
 
 const unitSeconds: Record<string, number> = {
@@ -327,8 +325,24 @@ export function checkLabelValue(s: string): string | undefined {
 // Resource quantities (k8s.io/apimachinery/pkg/api/resource)
 // ---------------------------------------------------------------------------------------------
 
-const binarySI: Record<string, number> = { Ki: 2 ** 10, Mi: 2 ** 20, Gi: 2 ** 30, Ti: 2 ** 40, Pi: 2 ** 50, Ei: 2 ** 60 };
-const decimalSI: Record<string, number> = { m: 1e-3, "": 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };
+const binarySI: Record<string, number> = {
+  Ki: 2 ** 10,
+  Mi: 2 ** 20,
+  Gi: 2 ** 30,
+  Ti: 2 ** 40,
+  Pi: 2 ** 50,
+  Ei: 2 ** 60,
+};
+const decimalSI: Record<string, number> = {
+  m: 1e-3,
+  "": 1,
+  k: 1e3,
+  M: 1e6,
+  G: 1e9,
+  T: 1e12,
+  P: 1e15,
+  E: 1e18,
+};
 const quantityRegexp = /^\+?(\d+(?:\.\d*)?|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][+-]?\d+)?$/;
 
 /**

@@ -151,7 +151,10 @@ function parseTags(raw: RawInputs): { tags: string[]; refs: ImageReference[] } {
   for (const item of items) {
     const ref = parseRef("tags", item);
     if (ref.digest !== undefined) {
-      fail("tags", `"${item}" carries a digest; a tag to push is name[:tag] (the digest is the build's output)`);
+      fail(
+        "tags",
+        `"${item}" carries a digest; a tag to push is name[:tag] (the digest is the build's output)`,
+      );
     }
     if (seen.has(item)) fail("tags", `"${item}" is listed twice`);
     seen.add(item);
@@ -166,7 +169,10 @@ function parseKeyValues(raw: RawInputs, input: "build-args" | "labels"): KeyValu
   for (const item of list(raw, input, false)) {
     const kv = splitKeyValue(item);
     if (!kv) {
-      fail(input, `"${firstLine(item)}" is not KEY=VALUE (one per line; the key non-empty, without spaces)`);
+      fail(
+        input,
+        `"${firstLine(item)}" is not KEY=VALUE (one per line; the key non-empty, without spaces)`,
+      );
     }
     if (seen.has(kv.key)) fail(input, `"${kv.key}" is given twice`);
     seen.add(kv.key);
@@ -214,7 +220,8 @@ function parseCacheTtl(raw: RawInputs): string | undefined {
   const v = value(raw, "cache-ttl");
   if (v === undefined) return undefined;
   parseDuration(raw, "cache-ttl", 1, MAX_CACHE_TTL_SECONDS);
-  if (!value(raw, "cache-repo")) fail("cache-ttl", 'needs "cache-repo": it is the age limit of that cache');
+  if (!value(raw, "cache-repo"))
+    fail("cache-ttl", 'needs "cache-repo": it is the age limit of that cache');
   return /^\d+$/.test(v) ? `${v}s` : v;
 }
 
@@ -223,7 +230,10 @@ function parseCacheRepo(raw: RawInputs): ImageReference | undefined {
   if (v === undefined) return undefined;
   const ref = parseRef("cache-repo", v, "a repository");
   if (ref.tag !== undefined || ref.digest !== undefined) {
-    fail("cache-repo", `"${v}" must be a repository without tag or digest (e.g. ghcr.io/acme/web/cache)`);
+    fail(
+      "cache-repo",
+      `"${v}" must be a repository without tag or digest (e.g. ghcr.io/acme/web/cache)`,
+    );
   }
   return ref;
 }
@@ -231,7 +241,10 @@ function parseCacheRepo(raw: RawInputs): ImageReference | undefined {
 const CACHE_TYPES = ["registry", "inline", "local", "gha", "s3", "azblob"];
 
 /** buildx-style cache entries: `type=registry,ref=…[,k=v]` or a bare reference. Returns the refs. */
-function parseCacheEntries(raw: RawInputs, input: "cache-from" | "cache-to"): { entries: string[]; refs: ImageReference[] } {
+function parseCacheEntries(
+  raw: RawInputs,
+  input: "cache-from" | "cache-to",
+): { entries: string[]; refs: ImageReference[] } {
   const entries = list(raw, input, false);
   const refs: ImageReference[] = [];
   for (const entry of entries) {
@@ -247,7 +260,8 @@ function parseCacheEntries(raw: RawInputs, input: "cache-from" | "cache-to"): { 
     }
     const type = fields["type"];
     if (type === undefined) fail(input, `"${entry}" needs type=registry (or inline)`);
-    if (!CACHE_TYPES.includes(type)) fail(input, `"${entry}" has unknown type "${type}" (${CACHE_TYPES.join(", ")})`);
+    if (!CACHE_TYPES.includes(type))
+      fail(input, `"${entry}" has unknown type "${type}" (${CACHE_TYPES.join(", ")})`);
     if (type !== "registry" && type !== "inline") {
       fail(input, `"${entry}": type=${type} cannot be reached from a build pod; use type=registry`);
     }
@@ -268,7 +282,10 @@ function parsePlatforms(raw: RawInputs): string[] {
   for (const p of list(raw, "platforms", true)) {
     const parts = p.split("/");
     if (parts.length < 2 || parts.length > 3 || !parts.every((x) => PLATFORM_PART.test(x))) {
-      fail("platforms", `"${p}" is not os/arch[/variant] in lowercase (e.g. linux/amd64, linux/arm/v7)`);
+      fail(
+        "platforms",
+        `"${p}" is not os/arch[/variant] in lowercase (e.g. linux/amd64, linux/arm/v7)`,
+      );
     }
     if (out.includes(p)) fail("platforms", `"${p}" is listed twice`);
     out.push(p);
@@ -289,22 +306,26 @@ function parseSecrets(raw: RawInputs, env: ParseEnvironment): BuildSecret[] {
   list(raw, "secrets", false).forEach((item, index) => {
     const eq = item.indexOf("=");
     // Never echo the item: its value is the secret.
-    if (eq <= 0) fail("secrets", `entry ${index + 1} is not id=value (one per line; the value is not shown)`);
+    if (eq <= 0)
+      fail("secrets", `entry ${index + 1} is not id=value (one per line; the value is not shown)`);
     const id = item.slice(0, eq).trim();
     checkId("secrets", id);
     const secretValue = item.slice(eq + 1);
-    if (secretValue === "") fail("secrets", `secret "${id}" is empty (is the CI secret it comes from set?)`);
+    if (secretValue === "")
+      fail("secrets", `secret "${id}" is empty (is the CI secret it comes from set?)`);
     out.push({ id, value: Buffer.from(secretValue, "utf8") });
   });
   const fromValues = out.length;
   for (const item of list(raw, "secret-files", false)) {
     const kv = splitKeyValue(item);
-    if (!kv || kv.value.trim() === "") fail("secret-files", `"${firstLine(item)}" is not id=path (one per line)`);
+    if (!kv || kv.value.trim() === "")
+      fail("secret-files", `"${firstLine(item)}" is not id=path (one per line)`);
     checkId("secret-files", kv.key);
     const path = resolve(env.workspace, kv.value.trim());
     let bytes: Buffer;
     try {
-      if (!statSync(path).isFile()) fail("secret-files", `"${kv.value.trim()}" for secret "${kv.key}" is not a file`);
+      if (!statSync(path).isFile())
+        fail("secret-files", `"${kv.value.trim()}" for secret "${kv.key}" is not a file`);
       bytes = readFileSync(path);
     } catch (error) {
       if (error instanceof InputError) throw error;
@@ -315,7 +336,10 @@ function parseSecrets(raw: RawInputs, env: ParseEnvironment): BuildSecret[] {
   const total = out.reduce((sum, s) => sum + s.value.length, 0);
   if (total > MAX_SECRETS_BYTES) {
     const input = out.length > fromValues ? "secret-files" : "secrets";
-    fail(input, `build secrets add up to ${total} bytes; a Kubernetes Secret holds at most ${MAX_SECRETS_BYTES}`);
+    fail(
+      input,
+      `build secrets add up to ${total} bytes; a Kubernetes Secret holds at most ${MAX_SECRETS_BYTES}`,
+    );
   }
   return out;
 }
@@ -355,16 +379,23 @@ function parseGitUrl(v: string): ContextSource {
     fail("context", `"${v}" is not a URL`);
   }
   if (url.username !== "" || url.password !== "") {
-    fail("context", "a git URL with credentials in it would be visible in the Job; use a public URL (the value is not shown)");
+    fail(
+      "context",
+      "a git URL with credentials in it would be visible in the Job; use a public URL (the value is not shown)",
+    );
   }
   if (url.protocol === "https:" && !url.pathname.endsWith(".git")) {
-    fail("context", `"${v}" is not a git URL: an https context must end in .git (optionally #ref[:subdir])`);
+    fail(
+      "context",
+      `"${v}" is not a git URL: an https context must end in .git (optionally #ref[:subdir])`,
+    );
   }
   if (url.hostname === "" || url.pathname === "" || url.pathname === "/") {
     fail("context", `"${v}" needs a host and a repository path`);
   }
   const fragment = url.hash.slice(1);
-  if (fragment.includes("#")) fail("context", `"${v}" has more than one '#'; use <url>#<ref>[:<subdir>]`);
+  if (fragment.includes("#"))
+    fail("context", `"${v}" has more than one '#'; use <url>#<ref>[:<subdir>]`);
   const subdir = fragment.includes(":") ? fragment.slice(fragment.indexOf(":") + 1) : "";
   if (subdir !== "" && (subdir.startsWith("/") || posix.normalize(subdir).startsWith(".."))) {
     fail("context", `"${v}" has a subdirectory that leaves the repository`);
@@ -376,7 +407,10 @@ function parseContext(raw: RawInputs, env: ParseEnvironment): ContextSource {
   const v = value(raw, "context") ?? ".";
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) {
     if (!GIT_URL.test(v)) {
-      fail("context", `"${v}" is not supported: give a directory in the workspace or a git URL (git://… or https://….git)`);
+      fail(
+        "context",
+        `"${v}" is not supported: give a directory in the workspace or a git URL (git://… or https://….git)`,
+      );
     }
     return parseGitUrl(v);
   }
@@ -398,14 +432,18 @@ function parseFile(raw: RawInputs, env: ParseEnvironment, context: ContextSource
   }
   if (v === undefined) {
     const path = resolve(context.dir, "Dockerfile");
-    if (!isFile(path)) fail("file", `no Dockerfile in the context directory; give its path with "file"`);
+    if (!isFile(path))
+      fail("file", `no Dockerfile in the context directory; give its path with "file"`);
     return "Dockerfile";
   }
   const real = insideWorkspace("file", v, env.workspace);
   if (!isFile(real)) fail("file", `"${v}" is not a file`);
   const rel = relative(context.dir, real);
   if (rel === "" || rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
-    fail("file", `"${v}" is outside the context directory; only the context is sent to the cluster`);
+    fail(
+      "file",
+      `"${v}" is outside the context directory; only the context is sent to the cluster`,
+    );
   }
   return rel.split(sep).join("/");
 }
@@ -450,8 +488,10 @@ function looksLikeKubeconfig(text: string): boolean {
   }
   if (doc === null || typeof doc !== "object" || Array.isArray(doc)) return false;
   const keys = Object.keys(doc);
-  return ["clusters", "contexts", "users", "current-context"].some((k) => keys.includes(k)) ||
-    (doc as Record<string, unknown>)["kind"] === "Config";
+  return (
+    ["clusters", "contexts", "users", "current-context"].some((k) => keys.includes(k)) ||
+    (doc as Record<string, unknown>)["kind"] === "Config"
+  );
 }
 
 /** Raw kubeconfig YAML, or base64 of it. Never echoes the value. */
@@ -461,7 +501,10 @@ function parseKubeconfig(raw: RawInputs): string | undefined {
   if (looksLikeKubeconfig(v)) return v;
   const compact = v.replace(/\s+/g, "");
   if (/^[A-Za-z0-9+/]+={0,2}$/.test(compact) || /^[A-Za-z0-9_-]+={0,2}$/.test(compact)) {
-    const decoded = Buffer.from(compact, compact.includes("-") || compact.includes("_") ? "base64url" : "base64").toString("utf8");
+    const decoded = Buffer.from(
+      compact,
+      compact.includes("-") || compact.includes("_") ? "base64url" : "base64",
+    ).toString("utf8");
     if (looksLikeKubeconfig(decoded)) return decoded;
   }
   fail("kubeconfig", "is neither kubeconfig YAML nor base64 of it (the value is not shown)");
@@ -471,7 +514,8 @@ function parseNodeSelector(raw: RawInputs): Record<string, string> {
   const out: Record<string, string> = {};
   for (const item of list(raw, "node-selector", true)) {
     const kv = splitKeyValue(item);
-    if (!kv) fail("node-selector", `"${item}" is not key=value (a newline- or comma-separated list)`);
+    if (!kv)
+      fail("node-selector", `"${item}" is not key=value (a newline- or comma-separated list)`);
     const value_ = kv.value.trim();
     const keyErr = checkLabelKey(kv.key);
     if (keyErr) fail("node-selector", `label key "${kv.key}" ${keyErr}`);
@@ -493,25 +537,36 @@ function parseTolerations(raw: RawInputs): Toleration[] {
   try {
     doc = parseYaml(v);
   } catch {
-    fail("tolerations", "is not valid YAML; give a YAML list of tolerations (key, operator, value, effect, tolerationSeconds)");
+    fail(
+      "tolerations",
+      "is not valid YAML; give a YAML list of tolerations (key, operator, value, effect, tolerationSeconds)",
+    );
   }
-  if (!Array.isArray(doc)) fail("tolerations", "must be a YAML list of tolerations (key, operator, value, effect, tolerationSeconds)");
+  if (!Array.isArray(doc))
+    fail(
+      "tolerations",
+      "must be a YAML list of tolerations (key, operator, value, effect, tolerationSeconds)",
+    );
   return doc.map((item: unknown, i): Toleration => {
     const at = `item ${i + 1}`;
-    if (item === null || typeof item !== "object" || Array.isArray(item)) fail("tolerations", `${at} is not a mapping`);
+    if (item === null || typeof item !== "object" || Array.isArray(item))
+      fail("tolerations", `${at} is not a mapping`);
     const o = item as Record<string, unknown>;
     for (const k of Object.keys(o)) {
-      if (!TOLERATION_FIELDS.includes(k)) fail("tolerations", `${at} has unknown field "${k}" (${TOLERATION_FIELDS.join(", ")})`);
+      if (!TOLERATION_FIELDS.includes(k))
+        fail("tolerations", `${at} has unknown field "${k}" (${TOLERATION_FIELDS.join(", ")})`);
     }
     for (const k of ["key", "operator", "value", "effect"]) {
-      if (o[k] !== undefined && o[k] !== null && typeof o[k] !== "string") fail("tolerations", `${at}: "${k}" must be a string`);
+      if (o[k] !== undefined && o[k] !== null && typeof o[k] !== "string")
+        fail("tolerations", `${at}: "${k}" must be a string`);
     }
     const t: Toleration = {};
     const key = (o["key"] as string | undefined) ?? "";
     const operator = (o["operator"] as string | undefined) ?? "Equal";
     const val = (o["value"] as string | undefined) ?? "";
     const effect = (o["effect"] as string | undefined) ?? "";
-    if (operator !== "Equal" && operator !== "Exists") fail("tolerations", `${at}: operator must be Equal or Exists`);
+    if (operator !== "Equal" && operator !== "Exists")
+      fail("tolerations", `${at}: operator must be Equal or Exists`);
     if (key !== "") {
       const err = checkLabelKey(key);
       if (err) fail("tolerations", `${at}: key "${key}" ${err}`);
@@ -520,20 +575,24 @@ function parseTolerations(raw: RawInputs): Toleration[] {
       fail("tolerations", `${at}: an empty key needs operator Exists`);
     }
     if (o["operator"] !== undefined) t.operator = operator;
-    if (operator === "Exists" && val !== "") fail("tolerations", `${at}: value must be empty with operator Exists`);
+    if (operator === "Exists" && val !== "")
+      fail("tolerations", `${at}: value must be empty with operator Exists`);
     if (val !== "") {
       const err = checkLabelValue(val);
       if (err) fail("tolerations", `${at}: value "${val}" ${err}`);
       t.value = val;
     }
     if (effect !== "") {
-      if (!EFFECTS.includes(effect)) fail("tolerations", `${at}: effect must be one of ${EFFECTS.join(", ")}`);
+      if (!EFFECTS.includes(effect))
+        fail("tolerations", `${at}: effect must be one of ${EFFECTS.join(", ")}`);
       t.effect = effect as Toleration["effect"];
     }
     const seconds = o["tolerationSeconds"];
     if (seconds !== undefined && seconds !== null) {
-      if (typeof seconds !== "number" || !Number.isInteger(seconds)) fail("tolerations", `${at}: tolerationSeconds must be an integer`);
-      if (effect !== "NoExecute") fail("tolerations", `${at}: tolerationSeconds needs effect NoExecute`);
+      if (typeof seconds !== "number" || !Number.isInteger(seconds))
+        fail("tolerations", `${at}: tolerationSeconds must be an integer`);
+      if (effect !== "NoExecute")
+        fail("tolerations", `${at}: tolerationSeconds needs effect NoExecute`);
       t.tolerationSeconds = seconds;
     }
     return t;
@@ -544,7 +603,8 @@ function parseResources(raw: RawInputs): ResourceRequirements {
   const out: ResourceRequirements = { requests: {}, limits: {} };
   const v = value(raw, "resources");
   if (v === undefined) return out;
-  const shape = 'a YAML mapping like "requests: {cpu: 500m, memory: 1Gi}" and/or "limits: {memory: 2Gi}"';
+  const shape =
+    'a YAML mapping like "requests: {cpu: 500m, memory: 1Gi}" and/or "limits: {memory: 2Gi}"';
   let doc: unknown;
   try {
     // failsafe: every scalar stays the string that was written ("0.5", "1e3", "1Gi").
@@ -552,16 +612,21 @@ function parseResources(raw: RawInputs): ResourceRequirements {
   } catch {
     fail("resources", `is not valid YAML; give ${shape}`);
   }
-  if (doc === null || typeof doc !== "object" || Array.isArray(doc)) fail("resources", `must be ${shape}`);
+  if (doc === null || typeof doc !== "object" || Array.isArray(doc))
+    fail("resources", `must be ${shape}`);
   for (const [section, body] of Object.entries(doc as Record<string, unknown>)) {
     if (section !== "requests" && section !== "limits") {
       fail("resources", `has "${section}"; only "requests" and "limits" are allowed`);
     }
     if (body === null || body === "") continue;
-    if (typeof body !== "object" || Array.isArray(body)) fail("resources", `"${section}" must be a mapping of resource name to quantity`);
+    if (typeof body !== "object" || Array.isArray(body))
+      fail("resources", `"${section}" must be a mapping of resource name to quantity`);
     for (const [name, quantity] of Object.entries(body as Record<string, unknown>)) {
       if (!STANDARD_RESOURCES.includes(name) && !EXTENDED_RESOURCE.test(name)) {
-        fail("resources", `unknown resource "${name}" in ${section} (cpu, memory, ephemeral-storage, or a domain-qualified name like nvidia.com/gpu)`);
+        fail(
+          "resources",
+          `unknown resource "${name}" in ${section} (cpu, memory, ephemeral-storage, or a domain-qualified name like nvidia.com/gpu)`,
+        );
       }
       if (typeof quantity !== "string") fail("resources", `${section}.${name} must be a quantity`);
       guard("resources", () => parseQuantity(quantity), `${section}.${name}: `);
@@ -577,7 +642,11 @@ function parseResources(raw: RawInputs): ResourceRequirements {
   return out;
 }
 
-function parseImage(raw: RawInputs, input: "builder-image" | "context-image", fallback: string): string {
+function parseImage(
+  raw: RawInputs,
+  input: "builder-image" | "context-image",
+  fallback: string,
+): string {
   const v = value(raw, input);
   if (v === undefined) return fallback;
   parseRef(input, v);
@@ -587,7 +656,9 @@ function parseImage(raw: RawInputs, input: "builder-image" | "context-image", fa
 function parseInsecureRegistries(raw: RawInputs): string[] {
   const out: string[] = [];
   for (const item of list(raw, "insecure-registries", true)) {
-    const host = guard("insecure-registries", () => parseRegistryHost(item.replace(/^https?:\/\//, "").replace(/\/$/, "")));
+    const host = guard("insecure-registries", () =>
+      parseRegistryHost(item.replace(/^https?:\/\//, "").replace(/\/$/, "")),
+    );
     if (!out.includes(host)) out.push(host);
   }
   return out;
@@ -597,7 +668,9 @@ function decodeJsonObject(text: string): Record<string, unknown> | undefined {
   const tryParse = (s: string): Record<string, unknown> | undefined => {
     try {
       const v: unknown = JSON.parse(s);
-      return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+      return v !== null && typeof v === "object" && !Array.isArray(v)
+        ? (v as Record<string, unknown>)
+        : undefined;
     } catch {
       return undefined;
     }
@@ -605,7 +678,8 @@ function decodeJsonObject(text: string): Record<string, unknown> | undefined {
   const direct = tryParse(text);
   if (direct) return direct;
   const compact = text.replace(/\s+/g, "");
-  if (/^[A-Za-z0-9+/]+={0,2}$/.test(compact)) return tryParse(Buffer.from(compact, "base64").toString("utf8"));
+  if (/^[A-Za-z0-9+/]+={0,2}$/.test(compact))
+    return tryParse(Buffer.from(compact, "base64").toString("utf8"));
   return undefined;
 }
 
@@ -615,12 +689,18 @@ function parseRegistryAuth(raw: RawInputs, refs: ImageReference[]): RegistryAuth
   const password = value(raw, "registry-password");
   const configJson = value(raw, "docker-config-json");
   if (configJson !== undefined && (username !== undefined || password !== undefined)) {
-    fail("docker-config-json", 'cannot be combined with "registry-username"/"registry-password"; give one kind of credentials');
+    fail(
+      "docker-config-json",
+      'cannot be combined with "registry-username"/"registry-password"; give one kind of credentials',
+    );
   }
-  if (username !== undefined && password === undefined) fail("registry-password", 'is required when "registry-username" is set');
-  if (password !== undefined && username === undefined) fail("registry-username", 'is required when "registry-password" is set');
+  if (username !== undefined && password === undefined)
+    fail("registry-password", 'is required when "registry-username" is set');
+  if (password !== undefined && username === undefined)
+    fail("registry-username", 'is required when "registry-password" is set');
   if (username !== undefined && password !== undefined) {
-    if (username.includes(":") || /\s/.test(username)) fail("registry-username", "must not contain ':' or whitespace");
+    if (username.includes(":") || /\s/.test(username))
+      fail("registry-username", "must not contain ':' or whitespace");
     const registries: string[] = [];
     for (const ref of refs) {
       const key = registryAuthKey(ref.domain);
@@ -632,7 +712,10 @@ function parseRegistryAuth(raw: RawInputs, refs: ImageReference[]): RegistryAuth
     const obj = decodeJsonObject(configJson);
     const auths = obj?.["auths"];
     if (!obj || auths === null || typeof auths !== "object" || Array.isArray(auths)) {
-      fail("docker-config-json", 'must be a Docker config.json with an "auths" object, raw or base64 (the value is not shown)');
+      fail(
+        "docker-config-json",
+        'must be a Docker config.json with an "auths" object, raw or base64 (the value is not shown)',
+      );
     }
     return { kind: "docker-config-json", json: JSON.stringify(obj) };
   }
@@ -641,7 +724,8 @@ function parseRegistryAuth(raw: RawInputs, refs: ImageReference[]): RegistryAuth
 
 function parseBuilder(raw: RawInputs): BuilderName {
   const v = value(raw, "builder") ?? "kaniko";
-  if (!isBuilderName(v)) fail("builder", `"${v}" is not a builder; use one of ${BUILDER_NAMES.join(", ")}`);
+  if (!isBuilderName(v))
+    fail("builder", `"${v}" is not a builder; use one of ${BUILDER_NAMES.join(", ")}`);
   return v;
 }
 
@@ -671,7 +755,8 @@ export function parseBuildSpec(raw: RawInputs, env: ParseEnvironment): BuildSpec
   const nodeSelector = parseNodeSelector(raw);
   const tolerations = parseTolerations(raw);
   const resources = parseResources(raw);
-  const timeoutSeconds = parseDuration(raw, "timeout", 1, MAX_TIMEOUT_SECONDS) ?? DEFAULT_TIMEOUT_SECONDS;
+  const timeoutSeconds =
+    parseDuration(raw, "timeout", 1, MAX_TIMEOUT_SECONDS) ?? DEFAULT_TIMEOUT_SECONDS;
   const ttlSeconds = parseDuration(raw, "ttl", 1, MAX_TTL_SECONDS) ?? DEFAULT_TTL_SECONDS;
   const keepJob = bool(raw, "keep-job", false);
   const registryAuth = parseRegistryAuth(raw, [

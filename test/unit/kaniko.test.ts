@@ -49,7 +49,12 @@ describe("kanikoArgs", () => {
     [
       "Dockerfile in a subdirectory",
       { dockerfile: "app/Dockerfile.prod" },
-      ["--context=dir:///workspace", "--dockerfile=/workspace/app/Dockerfile.prod", "--destination=ghcr.io/acme/web:1", "--digest-file=/dev/termination-log"],
+      [
+        "--context=dir:///workspace",
+        "--dockerfile=/workspace/app/Dockerfile.prod",
+        "--destination=ghcr.io/acme/web:1",
+        "--digest-file=/dev/termination-log",
+      ],
     ],
     [
       "several tags",
@@ -68,8 +73,15 @@ describe("kanikoArgs", () => {
     [
       "build args and labels (values with spaces, '=' and newlines stay one argument)",
       {
-        buildArgs: [{ key: "VERSION", value: "1.2 beta" }, { key: "OPTS", value: "a=b=c" }, { key: "EMPTY", value: "" }],
-        labels: [{ key: "org.opencontainers.image.title", value: "Web app" }, { key: "multi", value: "l1\nl2" }],
+        buildArgs: [
+          { key: "VERSION", value: "1.2 beta" },
+          { key: "OPTS", value: "a=b=c" },
+          { key: "EMPTY", value: "" },
+        ],
+        labels: [
+          { key: "org.opencontainers.image.title", value: "Web app" },
+          { key: "multi", value: "l1\nl2" },
+        ],
       },
       [
         ...BASE_ARGS,
@@ -80,7 +92,11 @@ describe("kanikoArgs", () => {
         "--label=multi=l1\nl2",
       ],
     ],
-    ["cache-repo", { cacheRepo: "ghcr.io/acme/web/cache" }, [...BASE_ARGS, "--cache=true", "--cache-repo=ghcr.io/acme/web/cache"]],
+    [
+      "cache-repo",
+      { cacheRepo: "ghcr.io/acme/web/cache" },
+      [...BASE_ARGS, "--cache=true", "--cache-repo=ghcr.io/acme/web/cache"],
+    ],
     [
       "cache-repo with cache-ttl",
       { cacheRepo: "ghcr.io/acme/web/cache", cacheTtl: "168h" },
@@ -89,7 +105,13 @@ describe("kanikoArgs", () => {
     [
       "cache-repo with push: false (Kaniko needs --cache-repo then; it is given)",
       { cacheRepo: "registry:5000/cache", push: false },
-      [...BASE_ARGS.slice(0, 3), "--no-push", BASE_ARGS[3]!, "--cache=true", "--cache-repo=registry:5000/cache"],
+      [
+        ...BASE_ARGS.slice(0, 3),
+        "--no-push",
+        BASE_ARGS[3]!,
+        "--cache=true",
+        "--cache-repo=registry:5000/cache",
+      ],
     ],
     [
       "insecure registries",
@@ -105,18 +127,41 @@ describe("kanikoArgs", () => {
     ],
     [
       "build secrets: files from the mounted Secret, never values",
-      { secrets: [{ id: "npmrc", value: Buffer.from("TOPSECRET") }, { id: "cert.pem", value: Buffer.from("PEM") }] },
-      [...BASE_ARGS, "--secret=id=npmrc,src=/kaniko/secrets/npmrc", "--secret=id=cert.pem,src=/kaniko/secrets/cert.pem"],
+      {
+        secrets: [
+          { id: "npmrc", value: Buffer.from("TOPSECRET") },
+          { id: "cert.pem", value: Buffer.from("PEM") },
+        ],
+      },
+      [
+        ...BASE_ARGS,
+        "--secret=id=npmrc,src=/kaniko/secrets/npmrc",
+        "--secret=id=cert.pem,src=/kaniko/secrets/cert.pem",
+      ],
     ],
     [
       "git context with a branch",
       { context: { kind: "git", url: "https://github.com/acme/web.git#main" } },
-      ["--context=git://github.com/acme/web.git", "--git=branch=main", "--dockerfile=Dockerfile", "--destination=ghcr.io/acme/web:1", "--digest-file=/dev/termination-log"],
+      [
+        "--context=git://github.com/acme/web.git",
+        "--git=branch=main",
+        "--dockerfile=Dockerfile",
+        "--destination=ghcr.io/acme/web:1",
+        "--digest-file=/dev/termination-log",
+      ],
     ],
     [
       "git context, Dockerfile in the repository",
-      { context: { kind: "git", url: "git://github.com/acme/web.git" }, dockerfile: "docker/Dockerfile" },
-      ["--context=git://github.com/acme/web.git", "--dockerfile=docker/Dockerfile", "--destination=ghcr.io/acme/web:1", "--digest-file=/dev/termination-log"],
+      {
+        context: { kind: "git", url: "git://github.com/acme/web.git" },
+        dockerfile: "docker/Dockerfile",
+      },
+      [
+        "--context=git://github.com/acme/web.git",
+        "--dockerfile=docker/Dockerfile",
+        "--destination=ghcr.io/acme/web:1",
+        "--digest-file=/dev/termination-log",
+      ],
     ],
   ])("%s", (_name, over, expected) => {
     expect(kanikoArgs(baseSpec(over))).toEqual(expected);
@@ -161,14 +206,42 @@ describe("kanikoGitContext (Docker's <url>#<ref>[:<subdir>] → Kaniko's form)",
   test.each([
     ["git://github.com/acme/web.git", "git://github.com/acme/web.git", []],
     ["https://github.com/acme/web.git", "git://github.com/acme/web.git", []],
-    ["https://github.com/acme/web.git#main", "git://github.com/acme/web.git", ["--git=branch=main"]],
-    ["https://github.com/acme/web.git#v1.2.3", "git://github.com/acme/web.git", ["--git=branch=v1.2.3"]],
-    ["https://github.com/acme/web.git#refs/heads/main", "git://github.com/acme/web.git#refs/heads/main", []],
-    ["https://github.com/acme/web.git#refs/pull/7/head", "git://github.com/acme/web.git#refs/pull/7/head", []],
+    [
+      "https://github.com/acme/web.git#main",
+      "git://github.com/acme/web.git",
+      ["--git=branch=main"],
+    ],
+    [
+      "https://github.com/acme/web.git#v1.2.3",
+      "git://github.com/acme/web.git",
+      ["--git=branch=v1.2.3"],
+    ],
+    [
+      "https://github.com/acme/web.git#refs/heads/main",
+      "git://github.com/acme/web.git#refs/heads/main",
+      [],
+    ],
+    [
+      "https://github.com/acme/web.git#refs/pull/7/head",
+      "git://github.com/acme/web.git#refs/pull/7/head",
+      [],
+    ],
     [`https://github.com/acme/web.git#${SHA}`, `git://github.com/acme/web.git#${SHA}`, []],
-    ["https://github.com/acme/web.git#main:services/api", "git://github.com/acme/web.git", ["--git=branch=main", "--context-sub-path=services/api"]],
-    ["https://github.com/acme/web.git#:services/api", "git://github.com/acme/web.git", ["--context-sub-path=services/api"]],
-    ["https://git.example.com:8443/group/sub/web.git#main", "git://git.example.com:8443/group/sub/web.git", ["--git=branch=main"]],
+    [
+      "https://github.com/acme/web.git#main:services/api",
+      "git://github.com/acme/web.git",
+      ["--git=branch=main", "--context-sub-path=services/api"],
+    ],
+    [
+      "https://github.com/acme/web.git#:services/api",
+      "git://github.com/acme/web.git",
+      ["--context-sub-path=services/api"],
+    ],
+    [
+      "https://git.example.com:8443/group/sub/web.git#main",
+      "git://git.example.com:8443/group/sub/web.git",
+      ["--git=branch=main"],
+    ],
   ])("%s", (url, context, flags) => {
     expect(kanikoGitContext(url)).toEqual({ context, flags });
   });
@@ -176,7 +249,10 @@ describe("kanikoGitContext (Docker's <url>#<ref>[:<subdir>] → Kaniko's form)",
 
 describe("render", () => {
   test("minimal: the build container and its workspace mount", () => {
-    const pod = kaniko.render(baseSpec(), { hasRegistryCredentials: false, hasBuildSecrets: false });
+    const pod = kaniko.render(baseSpec(), {
+      hasRegistryCredentials: false,
+      hasBuildSecrets: false,
+    });
     expect(pod).toEqual({
       container: {
         name: "build",
@@ -204,17 +280,23 @@ describe("render", () => {
       { name: "registry-credentials", mountPath: "/kaniko/.docker", readOnly: true },
       { name: "build-secrets", mountPath: "/kaniko/secrets", readOnly: true },
     ]);
-    expect(pod.container.resources).toEqual({ requests: { cpu: "1", memory: "2Gi" }, limits: { memory: "4Gi" } });
+    expect(pod.container.resources).toEqual({
+      requests: { cpu: "1", memory: "2Gi" },
+      limits: { memory: "4Gi" },
+    });
     expect(JSON.stringify(pod)).not.toContain("TOPSECRET");
     expect(pod.container.securityContext).toBeUndefined();
     expect(pod.podSecurityContext).toBeUndefined();
   });
 
   test("only limits", () => {
-    const pod = kaniko.render(baseSpec({ resources: { requests: {}, limits: { memory: "1Gi" } } }), {
-      hasRegistryCredentials: false,
-      hasBuildSecrets: false,
-    });
+    const pod = kaniko.render(
+      baseSpec({ resources: { requests: {}, limits: { memory: "1Gi" } } }),
+      {
+        hasRegistryCredentials: false,
+        hasBuildSecrets: false,
+      },
+    );
     expect(pod.container.resources).toEqual({ limits: { memory: "1Gi" } });
   });
 });
@@ -242,17 +324,32 @@ describe("the Builder contract", () => {
     [
       "cache-from",
       { cacheFrom: ["type=registry,ref=a/b:c"] },
-      { input: "cache-from", detail: 'is BuildKit-only; Kaniko takes its registry cache from "cache-repo" (or use builder: buildkit)' },
+      {
+        input: "cache-from",
+        detail:
+          'is BuildKit-only; Kaniko takes its registry cache from "cache-repo" (or use builder: buildkit)',
+      },
     ],
     [
       "cache-to",
       { cacheTo: ["type=registry,ref=a/b:c"] },
-      { input: "cache-to", detail: 'is BuildKit-only; Kaniko takes its registry cache from "cache-repo" (or use builder: buildkit)' },
+      {
+        input: "cache-to",
+        detail:
+          'is BuildKit-only; Kaniko takes its registry cache from "cache-repo" (or use builder: buildkit)',
+      },
     ],
-    ["secrets with the default image", { secrets: [{ id: "a", value: Buffer.from("x") }] }, undefined],
+    [
+      "secrets with the default image",
+      { secrets: [{ id: "a", value: Buffer.from("x") }] },
+      undefined,
+    ],
     [
       "secrets with upstream Kaniko",
-      { secrets: [{ id: "a", value: Buffer.from("TOPSECRET") }], builderImage: "gcr.io/kaniko-project/executor:v1.23.2" },
+      {
+        secrets: [{ id: "a", value: Buffer.from("TOPSECRET") }],
+        builderImage: "gcr.io/kaniko-project/executor:v1.23.2",
+      },
       {
         input: "secrets",
         detail:

@@ -53,7 +53,8 @@ function errorOf(extra: RawInputs): string {
 }
 
 const HEX64 = "a".repeat(64);
-const KUBECONFIG = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: https://k:6443}\n";
+const KUBECONFIG =
+  "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: https://k:6443}\n";
 
 describe("defaults", () => {
   test("only tags given", () => {
@@ -95,18 +96,31 @@ describe("defaults", () => {
   });
 
   test("in-cluster source and kube-context are passed on", () => {
-    const inCluster = { host: "10.0.0.1", port: "443", serviceAccountDir: "/var/run/secrets/kubernetes.io/serviceaccount" };
+    const inCluster = {
+      host: "10.0.0.1",
+      port: "443",
+      serviceAccountDir: "/var/run/secrets/kubernetes.io/serviceaccount",
+    };
     const s = parseBuildSpec({ ...BASE, "kube-context": "ci" }, { ...env(), inCluster });
-    expect(s.cluster).toEqual({ kubeconfigPaths: ["/home/u/.kube/config"], inCluster, context: "ci" });
+    expect(s.cluster).toEqual({
+      kubeconfigPaths: ["/home/u/.kube/config"],
+      inCluster,
+      context: "ci",
+    });
   });
 
   test("INPUT_NAMES are action.yml's inputs without the preview ones", () => {
-    const action = parseYaml(readFileSync(new URL("../../action.yml", import.meta.url), "utf8")) as {
+    const action = parseYaml(
+      readFileSync(new URL("../../action.yml", import.meta.url), "utf8"),
+    ) as {
       inputs: Record<string, { description: string }>;
     };
-    const names = Object.keys(action.inputs).filter((n) => !["preview", "github-token", "allow-fork-builds"].includes(n));
+    const names = Object.keys(action.inputs).filter(
+      (n) => !["preview", "github-token", "allow-fork-builds"].includes(n),
+    );
     expect([...INPUT_NAMES]).toEqual(names);
-    for (const input of Object.values(action.inputs)) expect(input.description.length).toBeGreaterThan(10);
+    for (const input of Object.values(action.inputs))
+      expect(input.description.length).toBeGreaterThan(10);
   });
 });
 
@@ -152,15 +166,30 @@ describe("tags", () => {
   });
 
   test.each([
-    ["", 'input "tags": at least one image reference to push is required (newline- or comma-separated)'],
-    [" ,\n ", 'input "tags": at least one image reference to push is required (newline- or comma-separated)'],
-    ["acme/Web:1", 'input "tags": "acme/Web:1" is not an image reference: repository name must be lowercase'],
+    [
+      "",
+      'input "tags": at least one image reference to push is required (newline- or comma-separated)',
+    ],
+    [
+      " ,\n ",
+      'input "tags": at least one image reference to push is required (newline- or comma-separated)',
+    ],
+    [
+      "acme/Web:1",
+      'input "tags": "acme/Web:1" is not an image reference: repository name must be lowercase',
+    ],
     ["web:", 'input "tags": "web:" is not an image reference: invalid reference format'],
     ["web:-x", 'input "tags": "web:-x" is not an image reference: invalid reference format'],
     ["a//b", 'input "tags": "a//b" is not an image reference: invalid reference format'],
     ["a:b:c", 'input "tags": "a:b:c" is not an image reference: invalid reference format'],
-    ["https://ghcr.io/a", 'input "tags": "https://ghcr.io/a" is not an image reference: invalid reference format'],
-    ["web:" + "t".repeat(129), `input "tags": "web:${"t".repeat(129)}" is not an image reference: invalid reference format`],
+    [
+      "https://ghcr.io/a",
+      'input "tags": "https://ghcr.io/a" is not an image reference: invalid reference format',
+    ],
+    [
+      "web:" + "t".repeat(129),
+      `input "tags": "web:${"t".repeat(129)}" is not an image reference: invalid reference format`,
+    ],
     [
       HEX64,
       `input "tags": "${HEX64}" is not an image reference: cannot specify 64-byte hexadecimal strings as a repository name`,
@@ -173,7 +202,10 @@ describe("tags", () => {
       `a/b@sha256:${HEX64}`,
       `input "tags": "a/b@sha256:${HEX64}" carries a digest; a tag to push is name[:tag] (the digest is the build's output)`,
     ],
-    ["a/b:1@sha256:abc", 'input "tags": "a/b:1@sha256:abc" is not an image reference: invalid reference format'],
+    [
+      "a/b:1@sha256:abc",
+      'input "tags": "a/b:1@sha256:abc" is not an image reference: invalid reference format',
+    ],
     ["a/b:1\na/b:1", 'input "tags": "a/b:1" is listed twice'],
     ['"a/b:1', 'input "tags": an item starts with a double quote that is never closed'],
   ])("%j", (tags, message) => {
@@ -184,10 +216,23 @@ describe("tags", () => {
 describe("build-args and labels", () => {
   test.each([
     ["A=1", [{ key: "A", value: "1" }]],
-    ["A=1\nB=x=y\nC=", [{ key: "A", value: "1" }, { key: "B", value: "x=y" }, { key: "C", value: "" }]],
+    [
+      "A=1\nB=x=y\nC=",
+      [
+        { key: "A", value: "1" },
+        { key: "B", value: "x=y" },
+        { key: "C", value: "" },
+      ],
+    ],
     ["A=1,2", [{ key: "A", value: "1,2" }]],
     ["  A=a b  \n\n", [{ key: "A", value: "a b" }]],
-    ['"M=line1\nline2"\nN=2', [{ key: "M", value: "line1\nline2" }, { key: "N", value: "2" }]],
+    [
+      '"M=line1\nline2"\nN=2',
+      [
+        { key: "M", value: "line1\nline2" },
+        { key: "N", value: "2" },
+      ],
+    ],
     ['"Q=say ""hi"""', [{ key: "Q", value: 'say "hi"' }]],
   ])("%j", (input, expected) => {
     expect(spec({ "build-args": input }).buildArgs).toEqual(expected);
@@ -264,7 +309,9 @@ describe("namespace and service-account", () => {
 describe("builder", () => {
   test.each(["kaniko", "buildkit"])("%s", (b) => expect(spec({ builder: b }).builder).toBe(b));
   test.each(["docker", "Kaniko", "buildah"])("%s", (b) => {
-    expect(errorOf({ builder: b })).toBe(`input "builder": "${b}" is not a builder; use one of kaniko, buildkit`);
+    expect(errorOf({ builder: b })).toBe(
+      `input "builder": "${b}" is not a builder; use one of kaniko, buildkit`,
+    );
   });
 });
 
@@ -283,7 +330,8 @@ describe("durations", () => {
     expect(spec({ ttl: v }).ttlSeconds).toBe(seconds);
   });
 
-  const allowed = 'a duration like "30m", "1h30m", "90s" or a whole number of seconds, between 1s and 168h';
+  const allowed =
+    'a duration like "30m", "1h30m", "90s" or a whole number of seconds, between 1s and 168h';
   test.each([
     ["30d", `"30d" is not ${allowed}`],
     ["-5m", `"-5m" is not ${allowed}`],
@@ -306,7 +354,10 @@ describe("durations", () => {
   });
 
   test.each([
-    [{ "cache-ttl": "1h" }, 'input "cache-ttl": needs "cache-repo": it is the age limit of that cache'],
+    [
+      { "cache-ttl": "1h" },
+      'input "cache-ttl": needs "cache-repo": it is the age limit of that cache',
+    ],
     [
       { "cache-repo": "ghcr.io/a/c", "cache-ttl": "2y" },
       'input "cache-ttl": "2y" is not a duration like "30m", "1h30m", "90s" or a whole number of seconds, between 1s and 8760h',
@@ -323,13 +374,25 @@ describe("resources", () => {
       { requests: { cpu: "500m", memory: "1Gi" }, limits: { memory: "2Gi" } },
     ],
     ["{requests: {cpu: '1'}}", { requests: { cpu: "1" }, limits: {} }],
-    ["requests: {cpu: 0.5, memory: 129e6}", { requests: { cpu: "0.5", memory: "129e6" }, limits: {} }],
-    ["limits: {nvidia.com/gpu: 1, ephemeral-storage: 10G, hugepages-2Mi: 64Mi}", {
-      requests: {},
-      limits: { "nvidia.com/gpu": "1", "ephemeral-storage": "10G", "hugepages-2Mi": "64Mi" },
-    }],
-    ["requests: {memory: 1Gi}\nlimits: {memory: 1024Mi}", { requests: { memory: "1Gi" }, limits: { memory: "1024Mi" } }],
-    ["requests: {cpu: .5}\nlimits: {cpu: 1e3, memory: +2E+9}", { requests: { cpu: ".5" }, limits: { cpu: "1e3", memory: "+2E+9" } }],
+    [
+      "requests: {cpu: 0.5, memory: 129e6}",
+      { requests: { cpu: "0.5", memory: "129e6" }, limits: {} },
+    ],
+    [
+      "limits: {nvidia.com/gpu: 1, ephemeral-storage: 10G, hugepages-2Mi: 64Mi}",
+      {
+        requests: {},
+        limits: { "nvidia.com/gpu": "1", "ephemeral-storage": "10G", "hugepages-2Mi": "64Mi" },
+      },
+    ],
+    [
+      "requests: {memory: 1Gi}\nlimits: {memory: 1024Mi}",
+      { requests: { memory: "1Gi" }, limits: { memory: "1024Mi" } },
+    ],
+    [
+      "requests: {cpu: .5}\nlimits: {cpu: 1e3, memory: +2E+9}",
+      { requests: { cpu: ".5" }, limits: { cpu: "1e3", memory: "+2E+9" } },
+    ],
   ])("%j", (v, expected) => {
     expect(spec({ resources: v }).resources).toEqual(expected);
   });
@@ -345,9 +408,18 @@ describe("resources", () => {
       "requests: {gpu: 1}",
       'unknown resource "gpu" in requests (cpu, memory, ephemeral-storage, or a domain-qualified name like nvidia.com/gpu)',
     ],
-    ["requests: {memory: 2Gi}\nlimits: {memory: 1Gi}", "requests.memory (2Gi) is more than limits.memory (1Gi)"],
-    ["requests: {cpu: 1500m}\nlimits: {cpu: 1}", "requests.cpu (1500m) is more than limits.cpu (1)"],
-    ["[1, 2]", 'must be a YAML mapping like "requests: {cpu: 500m, memory: 1Gi}" and/or "limits: {memory: 2Gi}"'],
+    [
+      "requests: {memory: 2Gi}\nlimits: {memory: 1Gi}",
+      "requests.memory (2Gi) is more than limits.memory (1Gi)",
+    ],
+    [
+      "requests: {cpu: 1500m}\nlimits: {cpu: 1}",
+      "requests.cpu (1500m) is more than limits.cpu (1)",
+    ],
+    [
+      "[1, 2]",
+      'must be a YAML mapping like "requests: {cpu: 500m, memory: 1Gi}" and/or "limits: {memory: 2Gi}"',
+    ],
     ["requests: [1]", '"requests" must be a mapping of resource name to quantity'],
     ["requests: {cpu: {a: 1}}", "requests.cpu must be a quantity"],
     [
@@ -363,7 +435,10 @@ describe("node-selector", () => {
   test.each([
     ["disktype=ssd", { disktype: "ssd" }],
     ["a=b,c=d", { a: "b", c: "d" }],
-    ["kubernetes.io/arch=amd64\nnode.example.com/pool=builds", { "kubernetes.io/arch": "amd64", "node.example.com/pool": "builds" }],
+    [
+      "kubernetes.io/arch=amd64\nnode.example.com/pool=builds",
+      { "kubernetes.io/arch": "amd64", "node.example.com/pool": "builds" },
+    ],
     ["empty=", { empty: "" }],
   ])("%j", (v, expected) => {
     expect(spec({ "node-selector": v }).nodeSelector).toEqual(expected);
@@ -375,7 +450,7 @@ describe("node-selector", () => {
       "bad!=x",
       `label key "bad!" name must be alphanumeric, '-', '_' or '.', starting and ending with an alphanumeric character`,
     ],
-    ["a/b/c=d", 'label key "a/b/c" may contain at most one \'/\''],
+    ["a/b/c=d", "label key \"a/b/c\" may contain at most one '/'"],
     [
       "Bad.Prefix/x=y",
       `label key "Bad.Prefix/x" prefix must be a DNS-1123 subdomain: lowercase letters, digits, '-' and '.', each part starting and ending with a letter or digit`,
@@ -401,7 +476,14 @@ describe("tolerations", () => {
     ["- key: k\n  value: v", [{ key: "k", value: "v" }]],
     [
       "- {key: node.kubernetes.io/unreachable, operator: Exists, effect: NoExecute, tolerationSeconds: 60}",
-      [{ key: "node.kubernetes.io/unreachable", operator: "Exists", effect: "NoExecute", tolerationSeconds: 60 }],
+      [
+        {
+          key: "node.kubernetes.io/unreachable",
+          operator: "Exists",
+          effect: "NoExecute",
+          tolerationSeconds: 60,
+        },
+      ],
     ],
     ['[{"key": "a", "effect": "PreferNoSchedule"}]', [{ key: "a", effect: "PreferNoSchedule" }]],
   ])("%j", (v, expected) => {
@@ -413,13 +495,25 @@ describe("tolerations", () => {
     ["key: x", `must be a YAML list of tolerations ${shape}`],
     ["- [", `is not valid YAML; give a YAML list of tolerations ${shape}`],
     ["- just-a-string", "item 1 is not a mapping"],
-    ["- foo: 1", 'item 1 has unknown field "foo" (key, operator, value, effect, tolerationSeconds)'],
+    [
+      "- foo: 1",
+      'item 1 has unknown field "foo" (key, operator, value, effect, tolerationSeconds)',
+    ],
     ["- key: k\n  operator: In", "item 1: operator must be Equal or Exists"],
     ["- value: x", "item 1: an empty key needs operator Exists"],
-    ["- key: k\n  operator: Exists\n  value: v", "item 1: value must be empty with operator Exists"],
-    ["- key: k\n  effect: Sometimes", "item 1: effect must be one of NoSchedule, PreferNoSchedule, NoExecute"],
+    [
+      "- key: k\n  operator: Exists\n  value: v",
+      "item 1: value must be empty with operator Exists",
+    ],
+    [
+      "- key: k\n  effect: Sometimes",
+      "item 1: effect must be one of NoSchedule, PreferNoSchedule, NoExecute",
+    ],
     ["- key: k\n  tolerationSeconds: 5", "item 1: tolerationSeconds needs effect NoExecute"],
-    ["- key: k\n  effect: NoExecute\n  tolerationSeconds: 1.5", "item 1: tolerationSeconds must be an integer"],
+    [
+      "- key: k\n  effect: NoExecute\n  tolerationSeconds: 1.5",
+      "item 1: tolerationSeconds must be an integer",
+    ],
     ["- key: k\n- key: 5", 'item 2: "key" must be a string'],
     [
       "- key: bad key",
@@ -445,13 +539,28 @@ describe("context and file", () => {
   });
 
   test("an absolute path inside the workspace", () => {
-    expect(spec({ context: join(ws, "app") }).context).toEqual({ kind: "dir", dir: join(ws, "app") });
+    expect(spec({ context: join(ws, "app") }).context).toEqual({
+      kind: "dir",
+      dir: join(ws, "app"),
+    });
   });
 
   test.each([
-    [{ context: "git://github.com/acme/web.git#main" }, "git://github.com/acme/web.git#main", "Dockerfile"],
-    [{ context: "https://github.com/acme/web.git", file: "docker/Dockerfile" }, "https://github.com/acme/web.git", "docker/Dockerfile"],
-    [{ context: "https://github.com/acme/web.git#v1.2:svc", file: "./Dockerfile" }, "https://github.com/acme/web.git#v1.2:svc", "Dockerfile"],
+    [
+      { context: "git://github.com/acme/web.git#main" },
+      "git://github.com/acme/web.git#main",
+      "Dockerfile",
+    ],
+    [
+      { context: "https://github.com/acme/web.git", file: "docker/Dockerfile" },
+      "https://github.com/acme/web.git",
+      "docker/Dockerfile",
+    ],
+    [
+      { context: "https://github.com/acme/web.git#v1.2:svc", file: "./Dockerfile" },
+      "https://github.com/acme/web.git#v1.2:svc",
+      "Dockerfile",
+    ],
   ])("git %j", (raw, url, dockerfile) => {
     const s = spec(raw);
     expect(s.context).toEqual({ kind: "git", url });
@@ -460,25 +569,67 @@ describe("context and file", () => {
 
   test.each([
     [{ context: "../" }, 'input "context": "../" leaves the workspace; give a path inside it'],
-    [{ context: "app/../.." }, 'input "context": "app/../.." leaves the workspace; give a path inside it'],
-    [{ context: "escape" }, 'input "context": "escape" leaves the workspace; give a path inside it'],
+    [
+      { context: "app/../.." },
+      'input "context": "app/../.." leaves the workspace; give a path inside it',
+    ],
+    [
+      { context: "escape" },
+      'input "context": "escape" leaves the workspace; give a path inside it',
+    ],
     [{ context: "/" }, 'input "context": "/" leaves the workspace; give a path inside it'],
     [{ context: "nope" }, 'input "context": "nope" does not exist under the workspace'],
     [{ context: "notadir.txt" }, 'input "context": "notadir.txt" is not a directory'],
-    [{ context: "app/sub" }, 'input "file": no Dockerfile in the context directory; give its path with "file"'],
-    [{ context: "app", file: "Dockerfile" }, 'input "file": "Dockerfile" is outside the context directory; only the context is sent to the cluster'],
-    [{ file: "../outside/Dockerfile" }, 'input "file": "../outside/Dockerfile" leaves the workspace; give a path inside it'],
-    [{ file: "Dockerfile.link" }, 'input "file": "Dockerfile.link" leaves the workspace; give a path inside it'],
+    [
+      { context: "app/sub" },
+      'input "file": no Dockerfile in the context directory; give its path with "file"',
+    ],
+    [
+      { context: "app", file: "Dockerfile" },
+      'input "file": "Dockerfile" is outside the context directory; only the context is sent to the cluster',
+    ],
+    [
+      { file: "../outside/Dockerfile" },
+      'input "file": "../outside/Dockerfile" leaves the workspace; give a path inside it',
+    ],
+    [
+      { file: "Dockerfile.link" },
+      'input "file": "Dockerfile.link" leaves the workspace; give a path inside it',
+    ],
     [{ file: "missing" }, 'input "file": "missing" does not exist under the workspace'],
     [{ file: "app" }, 'input "file": "app" is not a file'],
-    [{ context: "https://github.com/acme/web" }, 'input "context": "https://github.com/acme/web" is not a git URL: an https context must end in .git (optionally #ref[:subdir])'],
-    [{ context: "http://example.com/a.git" }, 'input "context": "http://example.com/a.git" is not supported: give a directory in the workspace or a git URL (git://… or https://….git)'],
-    [{ context: "s3://bucket/ctx.tar.gz" }, 'input "context": "s3://bucket/ctx.tar.gz" is not supported: give a directory in the workspace or a git URL (git://… or https://….git)'],
-    [{ context: "git@github.com:acme/web.git" }, 'input "context": "git@github.com:acme/web.git": SSH git URLs are not supported; use https://….git'],
-    [{ context: "https://x.example/a.git#main#abc" }, 'input "context": "https://x.example/a.git#main#abc" has more than one \'#\'; use <url>#<ref>[:<subdir>]'],
-    [{ context: "https://x.example/a.git#main:../up" }, 'input "context": "https://x.example/a.git#main:../up" has a subdirectory that leaves the repository'],
-    [{ context: "git://github.com/acme/web.git", file: "../Dockerfile" }, 'input "file": "../Dockerfile" must be a path inside the git repository'],
-    [{ context: "git://github.com/acme/web.git", file: "/etc/passwd" }, 'input "file": "/etc/passwd" must be a path inside the git repository'],
+    [
+      { context: "https://github.com/acme/web" },
+      'input "context": "https://github.com/acme/web" is not a git URL: an https context must end in .git (optionally #ref[:subdir])',
+    ],
+    [
+      { context: "http://example.com/a.git" },
+      'input "context": "http://example.com/a.git" is not supported: give a directory in the workspace or a git URL (git://… or https://….git)',
+    ],
+    [
+      { context: "s3://bucket/ctx.tar.gz" },
+      'input "context": "s3://bucket/ctx.tar.gz" is not supported: give a directory in the workspace or a git URL (git://… or https://….git)',
+    ],
+    [
+      { context: "git@github.com:acme/web.git" },
+      'input "context": "git@github.com:acme/web.git": SSH git URLs are not supported; use https://….git',
+    ],
+    [
+      { context: "https://x.example/a.git#main#abc" },
+      'input "context": "https://x.example/a.git#main#abc" has more than one \'#\'; use <url>#<ref>[:<subdir>]',
+    ],
+    [
+      { context: "https://x.example/a.git#main:../up" },
+      'input "context": "https://x.example/a.git#main:../up" has a subdirectory that leaves the repository',
+    ],
+    [
+      { context: "git://github.com/acme/web.git", file: "../Dockerfile" },
+      'input "file": "../Dockerfile" must be a path inside the git repository',
+    ],
+    [
+      { context: "git://github.com/acme/web.git", file: "/etc/passwd" },
+      'input "file": "/etc/passwd" must be a path inside the git repository',
+    ],
   ])("%j", (raw, message) => {
     expect(errorOf(raw)).toBe(message);
   });
@@ -495,7 +646,13 @@ describe("kubeconfig", () => {
   test.each([
     ["raw", KUBECONFIG, KUBECONFIG.trim()],
     ["base64", Buffer.from(KUBECONFIG).toString("base64"), KUBECONFIG],
-    ["wrapped base64", Buffer.from(KUBECONFIG).toString("base64").replace(/(.{20})/g, "$1\n"), KUBECONFIG],
+    [
+      "wrapped base64",
+      Buffer.from(KUBECONFIG)
+        .toString("base64")
+        .replace(/(.{20})/g, "$1\n"),
+      KUBECONFIG,
+    ],
     ["minimal", "current-context: x", "current-context: x"],
   ])("%s", (_name, v, content) => {
     expect(spec({ kubeconfig: v }).cluster.kubeconfigContent).toBe(content);
@@ -510,7 +667,9 @@ describe("kubeconfig", () => {
     ["JSON without kubeconfig keys", '{"token": "SECRETISH"}'],
   ])("%s", (_name, v) => {
     const message = errorOf({ kubeconfig: v });
-    expect(message).toBe('input "kubeconfig": is neither kubeconfig YAML nor base64 of it (the value is not shown)');
+    expect(message).toBe(
+      'input "kubeconfig": is neither kubeconfig YAML nor base64 of it (the value is not shown)',
+    );
     expect(message).not.toContain("SECRETISH");
   });
 });
@@ -539,7 +698,9 @@ describe("registry credentials", () => {
       "registry-username": "bot",
       "registry-password": "pw",
     });
-    expect(s.registryAuth).toMatchObject({ registries: ["ghcr.io", "quay.io", "mirror.example.com"] });
+    expect(s.registryAuth).toMatchObject({
+      registries: ["ghcr.io", "quay.io", "mirror.example.com"],
+    });
   });
 
   const config = { auths: { "ghcr.io": { auth: "Ym90OnB3" } } };
@@ -547,20 +708,45 @@ describe("registry credentials", () => {
     ["raw", JSON.stringify(config, null, 2)],
     ["base64", Buffer.from(JSON.stringify(config)).toString("base64")],
   ])("docker-config-json %s", (_name, v) => {
-    expect(spec({ "docker-config-json": v }).registryAuth).toEqual({ kind: "docker-config-json", json: JSON.stringify(config) });
+    expect(spec({ "docker-config-json": v }).registryAuth).toEqual({
+      kind: "docker-config-json",
+      json: JSON.stringify(config),
+    });
   });
 
   test.each([
-    [{ "registry-username": "bot" }, 'input "registry-password": is required when "registry-username" is set'],
-    [{ "registry-password": "SECRETISH" }, 'input "registry-username": is required when "registry-password" is set'],
-    [{ "registry-username": "a:b", "registry-password": "SECRETISH" }, 'input "registry-username": must not contain \':\' or whitespace'],
     [
-      { "registry-username": "bot", "registry-password": "SECRETISH", "docker-config-json": '{"auths":{}}' },
+      { "registry-username": "bot" },
+      'input "registry-password": is required when "registry-username" is set',
+    ],
+    [
+      { "registry-password": "SECRETISH" },
+      'input "registry-username": is required when "registry-password" is set',
+    ],
+    [
+      { "registry-username": "a:b", "registry-password": "SECRETISH" },
+      "input \"registry-username\": must not contain ':' or whitespace",
+    ],
+    [
+      {
+        "registry-username": "bot",
+        "registry-password": "SECRETISH",
+        "docker-config-json": '{"auths":{}}',
+      },
       'input "docker-config-json": cannot be combined with "registry-username"/"registry-password"; give one kind of credentials',
     ],
-    [{ "docker-config-json": "SECRETISH" }, 'input "docker-config-json": must be a Docker config.json with an "auths" object, raw or base64 (the value is not shown)'],
-    [{ "docker-config-json": '{"credsStore": "SECRETISH"}' }, 'input "docker-config-json": must be a Docker config.json with an "auths" object, raw or base64 (the value is not shown)'],
-    [{ "docker-config-json": '{"auths": ["SECRETISH"]}' }, 'input "docker-config-json": must be a Docker config.json with an "auths" object, raw or base64 (the value is not shown)'],
+    [
+      { "docker-config-json": "SECRETISH" },
+      'input "docker-config-json": must be a Docker config.json with an "auths" object, raw or base64 (the value is not shown)',
+    ],
+    [
+      { "docker-config-json": '{"credsStore": "SECRETISH"}' },
+      'input "docker-config-json": must be a Docker config.json with an "auths" object, raw or base64 (the value is not shown)',
+    ],
+    [
+      { "docker-config-json": '{"auths": ["SECRETISH"]}' },
+      'input "docker-config-json": must be a Docker config.json with an "auths" object, raw or base64 (the value is not shown)',
+    ],
   ])("%j", (raw, message) => {
     const m = errorOf(raw);
     expect(m).toBe(message);
@@ -571,7 +757,10 @@ describe("registry credentials", () => {
 describe("insecure-registries", () => {
   test.each([
     ["registry:5000", ["registry:5000"]],
-    ["10.0.0.1:5000, localhost:5000\nregistry.local", ["10.0.0.1:5000", "localhost:5000", "registry.local"]],
+    [
+      "10.0.0.1:5000, localhost:5000\nregistry.local",
+      ["10.0.0.1:5000", "localhost:5000", "registry.local"],
+    ],
     ["[::1]:5000", ["[::1]:5000"]],
     ["http://registry:5000/", ["registry:5000"]],
     ["a:1,a:1", ["a:1"]],
@@ -591,7 +780,10 @@ describe("insecure-registries", () => {
 
 describe("secrets and secret-files", () => {
   test("values keep '=' and come out as bytes; files are read as bytes", () => {
-    const s = spec({ secrets: "npmrc=//registry.npmjs.org/:_authToken=abc=\ntoken=t0k", "secret-files": "cert=npmrc" });
+    const s = spec({
+      secrets: "npmrc=//registry.npmjs.org/:_authToken=abc=\ntoken=t0k",
+      "secret-files": "cert=npmrc",
+    });
     expect(s.secrets.map((x) => [x.id, x.value.toString("utf8")])).toEqual([
       ["npmrc", "//registry.npmjs.org/:_authToken=abc="],
       ["token", "t0k"],
@@ -606,14 +798,32 @@ describe("secrets and secret-files", () => {
   });
 
   test.each([
-    [{ secrets: "SECRETISH" }, 'input "secrets": entry 1 is not id=value (one per line; the value is not shown)'],
-    [{ secrets: "a=1\n=SECRETISH" }, 'input "secrets": entry 2 is not id=value (one per line; the value is not shown)'],
-    [{ secrets: "bad id!=SECRETISH" }, `input "secrets": secret id "bad id!" may only hold letters, digits, '.', '_' and '-'`],
-    [{ secrets: "a=" }, 'input "secrets": secret "a" is empty (is the CI secret it comes from set?)'],
+    [
+      { secrets: "SECRETISH" },
+      'input "secrets": entry 1 is not id=value (one per line; the value is not shown)',
+    ],
+    [
+      { secrets: "a=1\n=SECRETISH" },
+      'input "secrets": entry 2 is not id=value (one per line; the value is not shown)',
+    ],
+    [
+      { secrets: "bad id!=SECRETISH" },
+      `input "secrets": secret id "bad id!" may only hold letters, digits, '.', '_' and '-'`,
+    ],
+    [
+      { secrets: "a=" },
+      'input "secrets": secret "a" is empty (is the CI secret it comes from set?)',
+    ],
     [{ secrets: "a=SECRETISH\na=SECRETISH" }, 'input "secrets": secret id "a" is given twice'],
-    [{ secrets: "a=SECRETISH", "secret-files": "a=npmrc" }, 'input "secret-files": secret id "a" is given twice'],
+    [
+      { secrets: "a=SECRETISH", "secret-files": "a=npmrc" },
+      'input "secret-files": secret id "a" is given twice',
+    ],
     [{ "secret-files": "cert" }, 'input "secret-files": "cert" is not id=path (one per line)'],
-    [{ "secret-files": "cert=missing.pem" }, 'input "secret-files": cannot read "missing.pem" for secret "cert"'],
+    [
+      { "secret-files": "cert=missing.pem" },
+      'input "secret-files": cannot read "missing.pem" for secret "cert"',
+    ],
     [{ "secret-files": "cert=app" }, 'input "secret-files": "app" for secret "cert" is not a file'],
     [
       { secrets: "a=SECRETISH", "builder-image": "gcr.io/kaniko-project/executor:v1.23.2" },
@@ -651,9 +861,18 @@ describe("platforms, cache-from, cache-to", () => {
 
   test.each([
     ["linux", '"linux" is not os/arch[/variant] in lowercase (e.g. linux/amd64, linux/arm/v7)'],
-    ["Linux/amd64", '"Linux/amd64" is not os/arch[/variant] in lowercase (e.g. linux/amd64, linux/arm/v7)'],
-    ["linux/amd64/v2/x", '"linux/amd64/v2/x" is not os/arch[/variant] in lowercase (e.g. linux/amd64, linux/arm/v7)'],
-    ["linux//v7", '"linux//v7" is not os/arch[/variant] in lowercase (e.g. linux/amd64, linux/arm/v7)'],
+    [
+      "Linux/amd64",
+      '"Linux/amd64" is not os/arch[/variant] in lowercase (e.g. linux/amd64, linux/arm/v7)',
+    ],
+    [
+      "linux/amd64/v2/x",
+      '"linux/amd64/v2/x" is not os/arch[/variant] in lowercase (e.g. linux/amd64, linux/arm/v7)',
+    ],
+    [
+      "linux//v7",
+      '"linux//v7" is not os/arch[/variant] in lowercase (e.g. linux/amd64, linux/arm/v7)',
+    ],
     ["linux/amd64,linux/amd64", '"linux/amd64" is listed twice'],
   ])("platforms %j", (v, detail) => {
     expect(errorOf({ builder: "buildkit", platforms: v })).toBe(`input "platforms": ${detail}`);
@@ -662,33 +881,59 @@ describe("platforms, cache-from, cache-to", () => {
   test.each([
     ["type=registry,ref=ghcr.io/a/b:cache", "type=registry,ref=ghcr.io/a/b:cache"],
     ["ghcr.io/a/b:cache", "ghcr.io/a/b:cache"],
-    ["type=registry,ref=ghcr.io/a/b:cache,mode=max,ignore-error=false", "type=registry,ref=ghcr.io/a/b:cache,mode=max,ignore-error=false"],
+    [
+      "type=registry,ref=ghcr.io/a/b:cache,mode=max,ignore-error=false",
+      "type=registry,ref=ghcr.io/a/b:cache,mode=max,ignore-error=false",
+    ],
   ])("cache entry %j", (v, expected) => {
     const s = spec({ builder: "buildkit", "cache-from": v, "cache-to": v });
     expect([s.cacheFrom, s.cacheTo]).toEqual([[expected], [expected]]);
   });
 
   test("cache-to type=inline", () => {
-    expect(spec({ builder: "buildkit", "cache-to": "type=inline" }).cacheTo).toEqual(["type=inline"]);
+    expect(spec({ builder: "buildkit", "cache-to": "type=inline" }).cacheTo).toEqual([
+      "type=inline",
+    ]);
   });
 
   test.each([
     ["type=gha", '"type=gha": type=gha cannot be reached from a build pod; use type=registry'],
     ["type=registry", '"type=registry" needs ref=<image reference>'],
-    ["type=foo,ref=a/b", '"type=foo,ref=a/b" has unknown type "foo" (registry, inline, local, gha, s3, azblob)'],
+    [
+      "type=foo,ref=a/b",
+      '"type=foo,ref=a/b" has unknown type "foo" (registry, inline, local, gha, s3, azblob)',
+    ],
     ["ref=a/b:c", '"ref=a/b:c" needs type=registry (or inline)'],
-    ["type=registry,ref=a/B:c", '"a/B:c" is not an image reference: repository name must be lowercase'],
-    ["type=registry,ref=a/b,mode=all", '"type=registry,ref=a/b,mode=all" has mode=all; use min or max'],
+    [
+      "type=registry,ref=a/B:c",
+      '"a/B:c" is not an image reference: repository name must be lowercase',
+    ],
+    [
+      "type=registry,ref=a/b,mode=all",
+      '"type=registry,ref=a/b,mode=all" has mode=all; use min or max',
+    ],
     ["type=registry,,ref=a/b", '"type=registry,,ref=a/b" has a field "" that is not key=value'],
-    ["bad/ref/x:y@", '"bad/ref/x:y@" is not an image reference or a type=…,ref=… cache entry: invalid reference format'],
+    [
+      "bad/ref/x:y@",
+      '"bad/ref/x:y@" is not an image reference or a type=…,ref=… cache entry: invalid reference format',
+    ],
   ])("cache-from %j", (v, detail) => {
     expect(errorOf({ builder: "buildkit", "cache-from": v })).toBe(`input "cache-from": ${detail}`);
   });
 
   test.each([
-    [{ platforms: "linux/arm64" }, 'input "platforms": Kaniko builds for the node it runs on and cannot build several platforms; use builder: buildkit for multi-platform images'],
-    [{ "cache-from": "ghcr.io/a/b:c" }, 'input "cache-from": is BuildKit-only; Kaniko takes its registry cache from "cache-repo" (or use builder: buildkit)'],
-    [{ "cache-to": "ghcr.io/a/b:c" }, 'input "cache-to": is BuildKit-only; Kaniko takes its registry cache from "cache-repo" (or use builder: buildkit)'],
+    [
+      { platforms: "linux/arm64" },
+      'input "platforms": Kaniko builds for the node it runs on and cannot build several platforms; use builder: buildkit for multi-platform images',
+    ],
+    [
+      { "cache-from": "ghcr.io/a/b:c" },
+      'input "cache-from": is BuildKit-only; Kaniko takes its registry cache from "cache-repo" (or use builder: buildkit)',
+    ],
+    [
+      { "cache-to": "ghcr.io/a/b:c" },
+      'input "cache-to": is BuildKit-only; Kaniko takes its registry cache from "cache-repo" (or use builder: buildkit)',
+    ],
   ])("kaniko refuses %j", (raw, message) => {
     expect(errorOf(raw)).toBe(message);
   });
@@ -705,25 +950,52 @@ describe("images, target, cache-repo", () => {
   });
 
   test.each([
-    ["builder-image", "Kaniko", '"Kaniko" is not an image reference: repository name must be lowercase'],
-    ["builder-image", `k@md5:${"0".repeat(32)}`, `"k@md5:${"0".repeat(32)}" is not an image reference: unsupported digest algorithm "md5"`],
-    ["context-image", `b@sha256:${"0".repeat(63)}`, `"b@sha256:${"0".repeat(63)}" is not an image reference: invalid checksum digest length`],
-    ["context-image", `b@sha256:${"A".repeat(64)}`, `"b@sha256:${"A".repeat(64)}" is not an image reference: invalid checksum digest format`],
+    [
+      "builder-image",
+      "Kaniko",
+      '"Kaniko" is not an image reference: repository name must be lowercase',
+    ],
+    [
+      "builder-image",
+      `k@md5:${"0".repeat(32)}`,
+      `"k@md5:${"0".repeat(32)}" is not an image reference: unsupported digest algorithm "md5"`,
+    ],
+    [
+      "context-image",
+      `b@sha256:${"0".repeat(63)}`,
+      `"b@sha256:${"0".repeat(63)}" is not an image reference: invalid checksum digest length`,
+    ],
+    [
+      "context-image",
+      `b@sha256:${"A".repeat(64)}`,
+      `"b@sha256:${"A".repeat(64)}" is not an image reference: invalid checksum digest format`,
+    ],
   ] as const)("%s %s", (input, v, detail) => {
     expect(errorOf({ [input]: v })).toBe(`input "${input}": ${detail}`);
   });
 
-  test.each(["build", "Build-Stage_1.x"])("target %s", (t) => expect(spec({ target: t }).target).toBe(t));
+  test.each(["build", "Build-Stage_1.x"])("target %s", (t) =>
+    expect(spec({ target: t }).target).toBe(t),
+  );
   test.each(["1stage", "a b", "-x"])("target %s", (t) => {
     expect(errorOf({ target: t })).toBe(
       `input "target": "${t}" is not a stage name (a letter, then letters, digits, '-', '_' or '.')`,
     );
   });
 
-  test("cache-repo", () => expect(spec({ "cache-repo": "ghcr.io/acme/web/cache" }).cacheRepo).toBe("ghcr.io/acme/web/cache"));
+  test("cache-repo", () =>
+    expect(spec({ "cache-repo": "ghcr.io/acme/web/cache" }).cacheRepo).toBe(
+      "ghcr.io/acme/web/cache",
+    ));
   test.each([
-    ["ghcr.io/acme/cache:tag", '"ghcr.io/acme/cache:tag" must be a repository without tag or digest (e.g. ghcr.io/acme/web/cache)'],
-    ["ghcr.io/Acme/cache", '"ghcr.io/Acme/cache" is not a repository: repository name must be lowercase'],
+    [
+      "ghcr.io/acme/cache:tag",
+      '"ghcr.io/acme/cache:tag" must be a repository without tag or digest (e.g. ghcr.io/acme/web/cache)',
+    ],
+    [
+      "ghcr.io/Acme/cache",
+      '"ghcr.io/Acme/cache" is not a repository: repository name must be lowercase',
+    ],
   ])("cache-repo %s", (v, detail) => {
     expect(errorOf({ "cache-repo": v })).toBe(`input "cache-repo": ${detail}`);
   });
@@ -741,6 +1013,8 @@ describe("splitList", () => {
   });
 
   test("text after a closing quote", () => {
-    expect(() => splitList('"a"b', { comma: true })).toThrow("text follows a closing double quote before the end of the item");
+    expect(() => splitList('"a"b', { comma: true })).toThrow(
+      "text follows a closing double quote before the end of the item",
+    );
   });
 });

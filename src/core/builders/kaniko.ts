@@ -87,7 +87,10 @@ export function kanikoArgs(spec: BuildSpec): string[] {
     const git = kanikoGitContext(spec.context.url);
     args.push(`--context=${git.context}`, ...git.flags, `--dockerfile=${dockerfile}`);
   } else {
-    args.push(`--context=dir://${WORKSPACE_DIR}`, `--dockerfile=${posix.join(WORKSPACE_DIR, dockerfile)}`);
+    args.push(
+      `--context=dir://${WORKSPACE_DIR}`,
+      `--dockerfile=${posix.join(WORKSPACE_DIR, dockerfile)}`,
+    );
   }
   for (const tag of spec.tags) args.push(`--destination=${tag}`);
   if (!spec.push) args.push("--no-push");
@@ -100,7 +103,8 @@ export function kanikoArgs(spec: BuildSpec): string[] {
     if (spec.cacheTtl !== undefined) args.push(`--cache-ttl=${spec.cacheTtl}`);
   }
   for (const registry of spec.insecureRegistries) args.push(`--insecure-registry=${registry}`);
-  for (const { id } of spec.secrets) args.push(`--secret=id=${id},src=${posix.join(KANIKO_SECRETS_DIR, id)}`);
+  for (const { id } of spec.secrets)
+    args.push(`--secret=id=${id},src=${posix.join(KANIKO_SECRETS_DIR, id)}`);
   return args;
 }
 
@@ -108,21 +112,29 @@ function render(spec: BuildSpec, env: RenderEnvironment): BuilderPod {
   const volumeMounts: V1VolumeMount[] = [{ name: WORKSPACE_VOLUME, mountPath: WORKSPACE_DIR }];
   const containerEnv: V1EnvVar[] = [];
   if (env.hasRegistryCredentials) {
-    volumeMounts.push({ name: REGISTRY_CREDENTIALS_VOLUME, mountPath: KANIKO_DOCKER_CONFIG_DIR, readOnly: true });
+    volumeMounts.push({
+      name: REGISTRY_CREDENTIALS_VOLUME,
+      mountPath: KANIKO_DOCKER_CONFIG_DIR,
+      readOnly: true,
+    });
     containerEnv.push({ name: "DOCKER_CONFIG", value: KANIKO_DOCKER_CONFIG_DIR });
   }
   if (env.hasBuildSecrets) {
-    volumeMounts.push({ name: BUILD_SECRETS_VOLUME, mountPath: KANIKO_SECRETS_DIR, readOnly: true });
+    volumeMounts.push({
+      name: BUILD_SECRETS_VOLUME,
+      mountPath: KANIKO_SECRETS_DIR,
+      readOnly: true,
+    });
   }
   const container: V1Container = {
     name: BUILD_CONTAINER,
     image: spec.builderImage,
     args: kanikoArgs(spec),
+    ...(containerEnv.length > 0 ? { env: containerEnv } : {}),
     volumeMounts,
     terminationMessagePath: "/dev/termination-log",
     terminationMessagePolicy: "File",
   };
-  if (containerEnv.length > 0) container.env = containerEnv;
   const { requests, limits } = spec.resources;
   if (Object.keys(requests).length > 0 || Object.keys(limits).length > 0) {
     container.resources = {
@@ -149,13 +161,15 @@ export const kaniko: Builder = {
     if (spec.cacheFrom.length > 0) {
       return {
         input: "cache-from",
-        detail: 'is BuildKit-only; Kaniko takes its registry cache from "cache-repo" (or use builder: buildkit)',
+        detail:
+          'is BuildKit-only; Kaniko takes its registry cache from "cache-repo" (or use builder: buildkit)',
       };
     }
     if (spec.cacheTo.length > 0) {
       return {
         input: "cache-to",
-        detail: 'is BuildKit-only; Kaniko takes its registry cache from "cache-repo" (or use builder: buildkit)',
+        detail:
+          'is BuildKit-only; Kaniko takes its registry cache from "cache-repo" (or use builder: buildkit)',
       };
     }
     if (spec.secrets.length > 0 && !kanikoImageSupportsSecrets(spec.builderImage)) {
