@@ -641,7 +641,7 @@ export function tarContext(
         if (stopped) return;
         if (body.length < e.size) throw new ChangedError(e.path);
         if (body.length > e.size) body = body.subarray(0, e.size);
-        await (e.size === 0 ? entryDone({ ...header, size: 0 }) : entryDone(header, body));
+        await entryDone(header, body);
       } else if (e.type === "file") {
         await writeLarge(e, header);
       } else {

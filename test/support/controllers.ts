@@ -114,9 +114,8 @@ export class Controllers {
     if (!job || !st || job.metadata.deletionTimestamp) return;
     const ns = job.metadata.namespace;
     const tmpl = clone(job.spec.template);
-    let name = "";
-    do name = `${job.metadata.name}-${randomSuffix()}`;
-    while (this.store.get("pods", ns, name));
+    let name = `${job.metadata.name}-${randomSuffix()}`;
+    while (this.store.get("pods", ns, name)) name = `${job.metadata.name}-${randomSuffix()}`;
     const pod = this.opts.defaultPod({
       metadata: {
         name,
