@@ -61,6 +61,9 @@ readme = replaceBetween(readme, "action-outputs", actionOutputsTable());
 const gitlab = gitlabInputsTable();
 if (gitlab) readme = replaceBetween(readme, "gitlab-inputs", gitlab);
 generated.push(["README.md", readme]);
+if (gitlab && existsSync("gitlab/README.md")) {
+  generated.push(["gitlab/README.md", replaceBetween(readFileSync("gitlab/README.md", "utf8"), "gitlab-inputs", gitlab)]);
+}
 
 const docs = Object.fromEntries(
   Object.entries(action.inputs ?? {}).map(([name, input]) => [

@@ -13,17 +13,22 @@ export interface DotenvReport {
 }
 
 function singleLine(name: string, value: string): string {
-  if (/[\r\n]/.test(value)) throw new Error(`dotenv: ${name} would span lines; GitLab accepts single-line values only`);
+  if (/[\r\n]/.test(value))
+    throw new Error(`dotenv: ${name} would span lines; GitLab accepts single-line values only`);
   return value;
 }
 
 export function dotenvOf(result: BuildResult): DotenvReport {
-  const fixed = [`IMAGE_DIGEST=${singleLine("IMAGE_DIGEST", result.digest)}`, `IMAGE_REF=${singleLine("IMAGE_REF", result.image)}`];
+  const fixed = [
+    `IMAGE_DIGEST=${singleLine("IMAGE_DIGEST", result.digest)}`,
+    `IMAGE_REF=${singleLine("IMAGE_REF", result.image)}`,
+  ];
   const tags = result.tags.map((tag) => singleLine("IMAGE_TAGS", tag));
   const render = (list: string[]) => `${[...fixed, `IMAGE_TAGS=${list.join(",")}`].join("\n")}\n`;
   const warnings: string[] = [];
   let kept = tags;
-  while (kept.length > 0 && Buffer.byteLength(render(kept)) > DOTENV_LIMIT_BYTES) kept = kept.slice(0, -1);
+  while (kept.length > 0 && Buffer.byteLength(render(kept)) > DOTENV_LIMIT_BYTES)
+    kept = kept.slice(0, -1);
   if (kept.length < tags.length) {
     warnings.push(
       `dotenv: IMAGE_TAGS lists ${kept.length} of ${tags.length} tags; GitLab's dotenv report holds at most ${DOTENV_LIMIT_BYTES} bytes (all tags were pushed)`,
@@ -31,7 +36,9 @@ export function dotenvOf(result: BuildResult): DotenvReport {
   }
   const text = render(kept);
   if (Buffer.byteLength(text) > DOTENV_LIMIT_BYTES) {
-    throw new Error(`dotenv: the report would be ${Buffer.byteLength(text)} bytes; GitLab accepts at most ${DOTENV_LIMIT_BYTES}`);
+    throw new Error(
+      `dotenv: the report would be ${Buffer.byteLength(text)} bytes; GitLab accepts at most ${DOTENV_LIMIT_BYTES}`,
+    );
   }
   return { text, warnings };
 }

@@ -37,15 +37,22 @@ export interface MergeRequestPreview {
 export function applyMergeRequestPreview(raw: RawInputs, env: Env): MergeRequestPreview {
   const iidText = nonEmpty(env.CI_MERGE_REQUEST_IID);
   if (iidText === undefined) {
-    return { raw, note: "preview: not a merge-request pipeline ($CI_MERGE_REQUEST_IID is unset); building with the tags as given" };
+    return {
+      raw,
+      note: "preview: not a merge-request pipeline ($CI_MERGE_REQUEST_IID is unset); building with the tags as given",
+    };
   }
   if (!/^[1-9][0-9]*$/.test(iidText)) {
-    throw new InputError("preview", `$CI_MERGE_REQUEST_IID "${iidText}" is not a merge request number`);
+    throw new InputError(
+      "preview",
+      `$CI_MERGE_REQUEST_IID "${iidText}" is not a merge request number`,
+    );
   }
   const iid = Number(iidText);
   // In a merged-results pipeline CI_COMMIT_SHA is the merge commit; the MR's head is the source branch SHA.
   const sha = nonEmpty(env.CI_MERGE_REQUEST_SOURCE_BRANCH_SHA) ?? nonEmpty(env.CI_COMMIT_SHA);
-  if (sha === undefined) throw new InputError("preview", "needs $CI_COMMIT_SHA to name the preview tag");
+  if (sha === undefined)
+    throw new InputError("preview", "needs $CI_COMMIT_SHA to name the preview tag");
   let items: string[];
   try {
     items = splitList(raw.tags ?? "", { comma: true });
@@ -57,7 +64,8 @@ export function applyMergeRequestPreview(raw: RawInputs, env: Env): MergeRequest
   const tags = repositories.flatMap((repository) => previewTags(repository, "mr", iid, sha));
   const next: RawInputs = { ...raw, tags: tags.join("\n") };
 
-  const sourceUrl = nonEmpty(env.CI_MERGE_REQUEST_SOURCE_PROJECT_URL) ?? nonEmpty(env.CI_PROJECT_URL);
+  const sourceUrl =
+    nonEmpty(env.CI_MERGE_REQUEST_SOURCE_PROJECT_URL) ?? nonEmpty(env.CI_PROJECT_URL);
   const projectPath = nonEmpty(env.CI_MERGE_REQUEST_PROJECT_PATH) ?? nonEmpty(env.CI_PROJECT_PATH);
   if (sourceUrl !== undefined && projectPath !== undefined) {
     const given = new Set(
@@ -69,7 +77,9 @@ export function applyMergeRequestPreview(raw: RawInputs, env: Env): MergeRequest
     const extra = previewLabels({ sourceUrl, revision: sha, preview: `${projectPath}!${iid}` })
       .filter((label) => !given.has(label.key))
       .map((label) => `${label.key}=${label.value}`);
-    const labels = [nonEmpty(raw.labels), ...extra].filter((line): line is string => line !== undefined);
+    const labels = [nonEmpty(raw.labels), ...extra].filter(
+      (line): line is string => line !== undefined,
+    );
     if (labels.length > 0) next.labels = labels.join("\n");
   }
   return { raw: next, note: `preview: merge request !${iid}: pushing ${tags.join(", ")}` };
@@ -90,17 +100,25 @@ export interface RegistryDefault {
  */
 export function withGitLabRegistryDefault(raw: RawInputs, env: Env): RegistryDefault {
   const unchanged: RegistryDefault = { raw, secrets: [] };
-  if (nonEmpty(raw["registry-username"]) || nonEmpty(raw["registry-password"]) || nonEmpty(raw["docker-config-json"])) {
+  if (
+    nonEmpty(raw["registry-username"]) ||
+    nonEmpty(raw["registry-password"]) ||
+    nonEmpty(raw["docker-config-json"])
+  ) {
     return unchanged;
   }
   const registry = nonEmpty(env.CI_REGISTRY)?.toLowerCase();
   const user = nonEmpty(env.CI_REGISTRY_USER);
   const password = env.CI_REGISTRY_PASSWORD;
-  if (registry === undefined || user === undefined || password === undefined || password === "") return unchanged;
+  if (registry === undefined || user === undefined || password === undefined || password === "")
+    return unchanged;
 
   let refs: string[];
   try {
-    refs = [...splitList(raw.tags ?? "", { comma: true }), ...(nonEmpty(raw["cache-repo"]) ? [raw["cache-repo"]!.trim()] : [])];
+    refs = [
+      ...splitList(raw.tags ?? "", { comma: true }),
+      ...(nonEmpty(raw["cache-repo"]) ? [raw["cache-repo"]!.trim()] : []),
+    ];
   } catch {
     return unchanged; // the parser reports the bad list
   }

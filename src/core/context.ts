@@ -20,10 +20,16 @@
  * reads them from the context), `.git` at the root is never sent, special files are skipped and a
  * symlink leading out of the context is refused.
  */
-import { constants as fsc, createReadStream, type Dirent, type ReadStream, type Stats } from "node:fs";
+import {
+  constants as fsc,
+  createReadStream,
+  type Dirent,
+  type ReadStream,
+  type Stats,
+} from "node:fs";
 import { lstat, readdir, readFile, readlink, realpath, stat } from "node:fs/promises";
 import path from "node:path";
-import { Readable } from "node:stream";
+import { Transform, type Readable } from "node:stream";
 import { createGzip } from "node:zlib";
 import tarStream from "tar-stream";
 import { InputError } from "./errors.js";
@@ -97,7 +103,8 @@ export function parseDockerignore(content: string): string[] {
 }
 
 /** strings.TrimSpace: Go's unicode.IsSpace set (JS's \s differs: it has U+FEFF, lacks U+0085). */
-const GO_SPACE = "[\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
+const GO_SPACE =
+  "[\\t\\n\\v\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]";
 const GO_TRIM = new RegExp(`^${GO_SPACE}+|${GO_SPACE}+$`, "g");
 function goTrimSpace(s: string): string {
   return s.replace(GO_TRIM, "");
@@ -247,7 +254,10 @@ export class PatternMatcher {
    * MatchesUsingParentResults: `parent` is what this returned for the parent directory (null at
    * the top, which falls back to testing every parent path, as MatchesOrParentMatches does).
    */
-  matchUsingParent(file: string, parent: readonly boolean[] | null): { matched: boolean; info: boolean[] } {
+  matchUsingParent(
+    file: string,
+    parent: readonly boolean[] | null,
+  ): { matched: boolean; info: boolean[] } {
     let matched = false;
     const info = new Array<boolean>(this.patterns.length).fill(false);
     this.patterns.forEach((pattern, i) => {
@@ -259,7 +269,8 @@ export class PatternMatcher {
           const dir = path.posix.dirname(file);
           if (dir !== ".") {
             const parts = dir.split("/");
-            for (let j = 1; j <= parts.length && !match; j++) match = patternMatch(pattern, parts.slice(0, j).join("/"));
+            for (let j = 1; j <= parts.length && !match; j++)
+              match = patternMatch(pattern, parts.slice(0, j).join("/"));
           }
         }
       }
@@ -283,11 +294,19 @@ export class PatternMatcher {
 
 function errnoCode(error: unknown): string | undefined {
   // Duck-typed: errors from node:fs may come from another realm (vm contexts, test runners).
-  return typeof error === "object" && error !== null && "code" in error && typeof error.code === "string" ? error.code : undefined;
+  return typeof error === "object" &&
+    error !== null &&
+    "code" in error &&
+    typeof error.code === "string"
+    ? error.code
+    : undefined;
 }
 
 function messageOf(error: unknown): string {
-  return typeof error === "object" && error !== null && "message" in error && typeof error.message === "string"
+  return typeof error === "object" &&
+    error !== null &&
+    "message" in error &&
+    typeof error.message === "string"
     ? error.message
     : String(error);
 }
@@ -330,12 +349,18 @@ export async function planContext(dir: string, opts: { dockerfile: string }): Pr
     if (code === "ENOENT") throw new InputError("context", `directory ${dir} does not exist`);
     throw new InputError("context", `cannot open ${dir}: ${code ?? String(error)}`);
   }
-  if (!(await stat(root)).isDirectory()) throw new InputError("context", `${dir} is not a directory`);
+  if (!(await stat(root)).isDirectory())
+    throw new InputError("context", `${dir} is not a directory`);
 
   // The Dockerfile: relative to the context, inside it, a file.
   const dockerfileAbs = path.resolve(root, opts.dockerfile);
   const dockerfile = path.relative(root, dockerfileAbs).split(path.sep).join("/");
-  if (dockerfile === "" || dockerfile === ".." || dockerfile.startsWith("../") || path.isAbsolute(dockerfile)) {
+  if (
+    dockerfile === "" ||
+    dockerfile === ".." ||
+    dockerfile.startsWith("../") ||
+    path.isAbsolute(dockerfile)
+  ) {
     throw new InputError("file", `${opts.dockerfile} is outside the context directory ${dir}`);
   }
   let dockerfileStat: Stats;
@@ -343,9 +368,15 @@ export async function planContext(dir: string, opts: { dockerfile: string }): Pr
     dockerfileStat = await stat(dockerfileAbs);
   } catch (error) {
     if (errnoCode(error) === "ENOENT" || errnoCode(error) === "ENOTDIR") {
-      throw new InputError("file", `Dockerfile ${dockerfile} not found in the context directory ${dir}`);
+      throw new InputError(
+        "file",
+        `Dockerfile ${dockerfile} not found in the context directory ${dir}`,
+      );
     }
-    throw new InputError("file", `cannot read Dockerfile ${dockerfile}: ${errnoCode(error) ?? String(error)}`);
+    throw new InputError(
+      "file",
+      `cannot read Dockerfile ${dockerfile}: ${errnoCode(error) ?? String(error)}`,
+    );
   }
   if (!dockerfileStat.isFile()) throw new InputError("file", `${dockerfile} is not a file`);
 
@@ -368,11 +399,16 @@ export async function planContext(dir: string, opts: { dockerfile: string }): Pr
   const forced = new Set([dockerfile, ".dockerignore", specificIgnore]);
   const forcedAncestors = new Set<string>();
   for (const f of forced) {
-    for (let d = path.posix.dirname(f); d !== "."; d = path.posix.dirname(d)) forcedAncestors.add(d);
+    for (let d = path.posix.dirname(f); d !== "."; d = path.posix.dirname(d))
+      forcedAncestors.add(d);
   }
 
-  const onlyPrefixExceptions = !matcher.patterns.some((p) => p.exclusion && PATTERN_CHARS.test(withoutTrailingGlob(p.text)));
-  const exceptionPrefixes = matcher.patterns.filter((p) => p.exclusion).map((p) => withoutTrailingGlob(p.text) + "/");
+  const onlyPrefixExceptions = !matcher.patterns.some(
+    (p) => p.exclusion && PATTERN_CHARS.test(withoutTrailingGlob(p.text)),
+  );
+  const exceptionPrefixes = matcher.patterns
+    .filter((p) => p.exclusion)
+    .map((p) => withoutTrailingGlob(p.text) + "/");
 
   const entries: ContextEntry[] = [];
   let files = 0;
@@ -399,7 +435,10 @@ export async function planContext(dir: string, opts: { dockerfile: string }): Pr
       }
       for (const p of [lexical, resolved]) {
         if (!isInside(root, p)) {
-          throw new InputError("context", `symlink ${rel} points outside the context (${target} → ${p})`);
+          throw new InputError(
+            "context",
+            `symlink ${rel} points outside the context (${target} → ${p})`,
+          );
         }
       }
       return { path: rel, type: "symlink", size: 0, mode, mtime: st.mtime, linkTarget: target };
@@ -434,13 +473,22 @@ export async function planContext(dir: string, opts: { dockerfile: string }): Pr
     }
   };
 
-  const walk = async (relDir: string, parentInfo: boolean[] | null, parents: PendingDir[]): Promise<void> => {
+  const walk = async (
+    relDir: string,
+    parentInfo: boolean[] | null,
+    parents: PendingDir[],
+  ): Promise<void> => {
     let dirents: Dirent[];
     try {
-      dirents = await readdir(relDir === "" ? root : path.join(root, relDir), { withFileTypes: true });
+      dirents = await readdir(relDir === "" ? root : path.join(root, relDir), {
+        withFileTypes: true,
+      });
     } catch (error) {
       if (errnoCode(error) === "ENOENT") return;
-      throw new InputError("context", `cannot read directory ${relDir || "."}: ${errnoCode(error) ?? String(error)}`);
+      throw new InputError(
+        "context",
+        `cannot read directory ${relDir || "."}: ${errnoCode(error) ?? String(error)}`,
+      );
     }
     dirents.sort((a, b) => compareNames(a.name, b.name));
 
@@ -470,7 +518,9 @@ export async function planContext(dir: string, opts: { dockerfile: string }): Pr
       }
       decisions.push({ rel, isDir, skip, walk: walkInto, info });
     }
-    const stats = await Promise.all(decisions.map((d) => (d.skip ? Promise.resolve(null) : lstatOrNull(d.rel))));
+    const stats = await Promise.all(
+      decisions.map((d) => (d.skip ? Promise.resolve(null) : lstatOrNull(d.rel))),
+    );
 
     for (const [i, d] of decisions.entries()) {
       const st = stats[i];
@@ -494,12 +544,35 @@ const SMALL_FILE = 512 * 1024;
 const PREFETCH_FILES = 16;
 const PREFETCH_BYTES = 8 * 1024 * 1024;
 
+const COALESCE = 64 * 1024;
+
+function coalescer(): Transform {
+  let parts: Buffer[] = [];
+  let size = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      if (size === 0 && chunk.length >= COALESCE) return callback(null, chunk);
+      parts.push(chunk);
+      size += chunk.length;
+      if (size < COALESCE) return callback();
+      const out = Buffer.concat(parts, size);
+      parts = [];
+      size = 0;
+      callback(null, out);
+    },
+    flush(callback) {
+      callback(null, size ? Buffer.concat(parts, size) : undefined);
+    },
+  });
+}
+
 type TarHeader = Parameters<ReturnType<typeof tarStream.pack>["entry"]>[0];
 
 function headerFor(entry: ContextEntry): TarHeader {
   // tar-stream replaces a falsy mode with its default: keep a 0 mode by adding the type bits
   // (the header keeps only the low 12 bits).
-  const typeBits = entry.type === "directory" ? fsc.S_IFDIR : entry.type === "symlink" ? fsc.S_IFLNK : fsc.S_IFREG;
+  const typeBits =
+    entry.type === "directory" ? fsc.S_IFDIR : entry.type === "symlink" ? fsc.S_IFLNK : fsc.S_IFREG;
   return {
     name: entry.type === "directory" ? `${entry.path}/` : entry.path,
     type: entry.type,
@@ -514,7 +587,10 @@ function headerFor(entry: ContextEntry): TarHeader {
 
 class ChangedError extends InputError {
   constructor(rel: string) {
-    super("context", `${rel} changed while it was being sent (it is smaller than when the context was planned)`);
+    super(
+      "context",
+      `${rel} changed while it was being sent (it is smaller than when the context was planned)`,
+    );
   }
 }
 
@@ -537,9 +613,15 @@ export function tarContext(
     if (!pack.destroyed) pack.destroy();
   };
   gzip.once("close", stop);
-  pack.pipe(gzip, (error?: Error | null) => {
+  // Headers and small files arrive as many small buffers; each write into zlib is a threadpool
+  // round trip, so hand it at least COALESCE bytes at a time.
+  const coalesce = coalescer();
+  coalesce.on("error", (error: Error) => gzip.destroy(error));
+  coalesce.pipe(gzip);
+  pack.pipe(coalesce, (error?: Error | null) => {
     if (error && !gzip.destroyed) gzip.destroy(error);
   });
+  gzip.once("close", () => coalesce.destroy());
 
   const entryDone = (header: TarHeader, body?: Buffer): Promise<void> =>
     new Promise((resolve, reject) => {
@@ -636,7 +718,8 @@ export function tarContext(
         fill(i);
         const pending = prefetched.get(i);
         prefetched.delete(i);
-        let body = await (pending ?? readFile(path.join(plan.dir, e.path), { signal: abort.signal }));
+        let body = await (pending ??
+          readFile(path.join(plan.dir, e.path), { signal: abort.signal }));
         prefetchBytes -= pending ? e.size : 0;
         if (stopped) return;
         if (body.length < e.size) throw new ChangedError(e.path);

@@ -7,7 +7,13 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse, parseAllDocuments } from "yaml";
-import { BOOLEAN_INPUTS, CLI_INPUT_NAMES, envName, inputDoc, LIST_INPUTS } from "../../src/cli/cli.js";
+import {
+  BOOLEAN_INPUTS,
+  CLI_INPUT_NAMES,
+  envName,
+  inputDoc,
+  LIST_INPUTS,
+} from "../../src/cli/cli.js";
 import { INPUT_NAMES } from "../../src/core/spec.js";
 import { ROOT, TEMPLATE } from "./support/gcl.js";
 
@@ -22,7 +28,9 @@ interface SpecInput {
 const JOB_INPUTS = ["as", "stage", "rules", "image"];
 const GITHUB_ONLY = ["github-token", "allow-fork-builds"];
 
-const documents = parseAllDocuments(readFileSync(TEMPLATE, "utf8")).map((doc) => doc.toJS() as Record<string, unknown>);
+const documents = parseAllDocuments(readFileSync(TEMPLATE, "utf8")).map(
+  (doc) => doc.toJS() as Record<string, unknown>,
+);
 const header = documents[0] as { spec: { inputs: Record<string, SpecInput> } };
 const inputs = header.spec.inputs;
 const action = parse(readFileSync(join(ROOT, "action.yml"), "utf8")) as {
@@ -35,7 +43,18 @@ test("the template has a spec:inputs header and one job, and no global keywords"
   expect(documents).toHaveLength(2);
   const body = documents[1];
   expect(Object.keys(body)).toEqual(["$[[ inputs.as ]]"]);
-  for (const global of ["default", "variables", "stages", "include", "workflow", "image", "services", "cache", "before_script", "after_script"]) {
+  for (const global of [
+    "default",
+    "variables",
+    "stages",
+    "include",
+    "workflow",
+    "image",
+    "services",
+    "cache",
+    "before_script",
+    "after_script",
+  ]) {
     expect(body).not.toHaveProperty(global);
   }
   const job = body["$[[ inputs.as ]]"] as Record<string, unknown>;
@@ -48,14 +67,19 @@ test("the template has a spec:inputs header and one job, and no global keywords"
 
 test("every input has a description; the job inputs have their defaults and types", () => {
   for (const [name, input] of Object.entries(inputs)) {
-    expect([name, typeof input.description === "string" && input.description.length > 10]).toEqual([name, true]);
+    expect([name, typeof input.description === "string" && input.description.length > 10]).toEqual([
+      name,
+      true,
+    ]);
     expect(["string", "boolean", "number", "array", undefined]).toContain(input.type);
   }
   expect(inputs.as.default).toBe("build-image");
   expect(inputs.stage.default).toBe("build");
   expect(inputs.rules.type).toBe("array");
   expect(inputs.preview).toMatchObject({ type: "boolean", default: false });
-  expect(inputs.image.default).toMatch(/^registry\.gitlab\.com\/.+\/k8s-image-build:\d+\.\d+\.\d+$/);
+  expect(inputs.image.default).toMatch(
+    /^registry\.gitlab\.com\/.+\/k8s-image-build:\d+\.\d+\.\d+$/,
+  );
 });
 
 test("the default job image pins the package version", () => {
@@ -77,8 +101,12 @@ test("same meaning as the action: same description text, same default, same opti
     const ours = inputs[name];
     const theirs = action.inputs[name];
     // The template may add a GitLab sentence (the agent's context, $CI_REGISTRY_USER); it keeps the action's.
-    expect([name, oneLine(ours.description ?? "").includes(oneLine(theirs.description))]).toEqual([name, true]);
-    if (theirs.default !== undefined) expect([name, String(ours.default)]).toEqual([name, String(theirs.default)]);
+    expect([name, oneLine(ours.description ?? "").includes(oneLine(theirs.description))]).toEqual([
+      name,
+      true,
+    ]);
+    if (theirs.default !== undefined)
+      expect([name, String(ours.default)]).toEqual([name, String(theirs.default)]);
     else if (theirs.required) expect([name, ours.default]).toEqual([name, undefined]);
     else expect([name, ours.default]).toEqual([name, ""]);
     const expectedType = BOOLEAN_INPUTS.has(name) ? "boolean" : undefined;
@@ -104,7 +132,10 @@ test("the job hands every input to the CLI as its KIB_ variable", () => {
 
 test("the CLI's help descriptions are the action's, and preview is described for GitLab", () => {
   for (const name of INPUT_NAMES) {
-    expect([name, inputDoc(name)?.description]).toEqual([name, oneLine(action.inputs[name].description)]);
+    expect([name, inputDoc(name)?.description]).toEqual([
+      name,
+      oneLine(action.inputs[name].description),
+    ]);
   }
   expect(inputDoc("preview")?.description).toBe(inputs.preview.description);
 });
@@ -118,7 +149,10 @@ test("scripts/docs.mjs renders the GitLab input table from the template, and git
   cpSync(join(ROOT, "action.yml"), join(dir, "action.yml"));
   cpSync(TEMPLATE, join(dir, "gitlab/templates/build.yml"));
   symlinkSync(join(ROOT, "node_modules"), join(dir, "node_modules"));
-  writeFileSync(join(dir, "README.md"), "<!-- gitlab-inputs:start -->\n<!-- gitlab-inputs:end -->\n");
+  writeFileSync(
+    join(dir, "README.md"),
+    "<!-- gitlab-inputs:start -->\n<!-- gitlab-inputs:end -->\n",
+  );
   execFileSync(process.execPath, ["scripts/docs.mjs"], { cwd: dir });
   const table = readFileSync(join(dir, "README.md"), "utf8");
   for (const name of Object.keys(inputs)) expect(table).toContain(`| \`${name}\` |`);

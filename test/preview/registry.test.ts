@@ -1,6 +1,6 @@
 /**
  * The OCI distribution client and the preview cleanup against a real registry (Debian's
- * docker-registry, installed by scripts/test-registry.sh), on loopback over plain HTTP.
+ * docker-registry, installed by scripts/test-deps.sh), on loopback over plain HTTP.
  */
 import { afterAll, beforeAll, describe, expect, it } from "@jest/globals";
 
@@ -20,7 +20,7 @@ import {
 
 if (!registryAvailable()) {
   throw new Error(
-    "docker-registry is not installed: run scripts/test-registry.sh (apt-get install docker-registry)",
+    "docker-registry is not installed: run scripts/test-deps.sh (apt-get install docker-registry)",
   );
 }
 

@@ -1,7 +1,7 @@
 /**
  * A real OCI distribution registry for tests: Debian's `docker-registry` (distribution 2.8)
  * started on a free loopback port with filesystem storage in a temp dir. Install it with
- * `scripts/test-registry.sh`. Optional auth: htpasswd (Basic) or token (Bearer, with a token
+ * `scripts/test-deps.sh`. Optional auth: htpasswd (Basic) or token (Bearer, with a token
  * server in this process that signs JWTs the registry verifies against a generated certificate).
  */
 
@@ -17,7 +17,7 @@ import { RegistryClient } from "../../src/core/registry/index.js";
 
 export const REGISTRY_BINARY = "docker-registry";
 
-/** True when the registry binary is installed (scripts/test-registry.sh). */
+/** True when the registry binary is installed (scripts/test-deps.sh). */
 export function registryAvailable(): boolean {
   return spawnSync(REGISTRY_BINARY, ["--version"], { stdio: "ignore" }).status === 0;
 }

@@ -25,34 +25,15 @@ function hasOnPath(command: string): boolean {
 }
 
 /**
- * A temp dir with `k8s-image-build` (the CLI bundled from src/ the way scripts/build.mjs bundles
- * dist/, run on Node 24) and, where the machine has no rsync, the shim gitlab-ci-local can use.
- * Bundling into a temp dir keeps the shared dist/ untouched while others rebuild it.
+ * A temp dir with `k8s-image-build` on it: the committed bundle dist/cli.js run on Node 24, as the
+ * component's job image runs it. gitlab-ci-local also needs rsync (scripts/test-deps.sh installs it).
  */
 export async function makeToolsDir(): Promise<string> {
+  if (!hasOnPath("rsync")) throw new Error("rsync is not installed: run scripts/test-deps.sh");
   const dir = mkdtempSync(join(tmpdir(), "kib-gcl-bin-"));
-  const { build } = await import("esbuild");
-  await build({
-    entryPoints: { lib: join(ROOT, "src/entrypoints.ts") },
-    outdir: join(dir, "dist"),
-    bundle: true,
-    platform: "node",
-    target: "node24",
-    format: "esm",
-    logLevel: "error",
-    banner: {
-      js: 'import { createRequire as __kibCreateRequire } from "node:module"; const require = __kibCreateRequire(import.meta.url);',
-    },
-  });
-  writeFileSync(join(dir, "dist/cli.js"), 'import { runCli } from "./lib.js";\n\nawait runCli();\n');
   const cli = join(dir, "k8s-image-build");
-  writeFileSync(cli, `#!/bin/sh\nexec "${NODE}" "${join(dir, "dist/cli.js")}" "$@"\n`);
+  writeFileSync(cli, `#!/bin/sh\nexec "${NODE}" "${join(ROOT, "dist/cli.js")}" "$@"\n`);
   chmodSync(cli, 0o755);
-  if (!hasOnPath("rsync")) {
-    const rsync = join(dir, "rsync");
-    writeFileSync(rsync, `#!/bin/sh\nexec "${NODE}" "${join(ROOT, "test/gitlab/support/rsync-shim.mjs")}" "$@"\n`);
-    chmodSync(rsync, 0o755);
-  }
   return dir;
 }
 
@@ -71,22 +52,42 @@ export interface ProjectOptions {
 export function makeProject(options: ProjectOptions): string {
   const dir = mkdtempSync(join(tmpdir(), "kib-gcl-project-"));
   mkdirSync(join(dir, "templates"));
-  if (options.template !== undefined) writeFileSync(join(dir, "templates/build.yml"), options.template);
+  if (options.template !== undefined)
+    writeFileSync(join(dir, "templates/build.yml"), options.template);
   else cpSync(TEMPLATE, join(dir, "templates/build.yml"));
   writeFileSync(join(dir, ".gitlab-ci.yml"), options.pipeline);
   for (const [path, content] of Object.entries(options.files ?? {})) {
     mkdirSync(dirname(join(dir, path)), { recursive: true });
     writeFileSync(join(dir, path), content);
   }
-  if (options.variables) writeFileSync(join(dir, ".gitlab-ci-local-variables.yml"), JSON.stringify(options.variables, null, 2));
+  if (options.variables)
+    writeFileSync(
+      join(dir, ".gitlab-ci-local-variables.yml"),
+      JSON.stringify(options.variables, null, 2),
+    );
   writeFileSync(join(dir, ".gitignore"), ".gitlab-ci-local/\n.gitlab-ci-local-variables.yml\n");
   const git = (...args: string[]) =>
-    execFileSync("git", ["-c", "user.name=ci", "-c", "user.email=ci@example.com", "-c", "init.defaultBranch=main", ...args], {
-      cwd: dir,
-      stdio: "ignore",
-    });
+    execFileSync(
+      "git",
+      [
+        "-c",
+        "user.name=ci",
+        "-c",
+        "user.email=ci@example.com",
+        "-c",
+        "init.defaultBranch=main",
+        ...args,
+      ],
+      {
+        cwd: dir,
+        stdio: "ignore",
+      },
+    );
   git("init", "-q");
+  git("config", "user.name", "ci");
+  git("config", "user.email", "ci@example.com");
   git("remote", "add", "origin", "https://gitlab.example.com/acme/k8s-image-build.git");
+  git("symbolic-ref", "refs/remotes/origin/HEAD", "refs/remotes/origin/main");
   git("add", "-A");
   git("commit", "-q", "-m", "pipeline under test");
   return dir;
@@ -98,15 +99,25 @@ export interface GclResult {
 }
 
 /** gitlab-ci-local in `cwd`, jobs in the shell executor even where they name an image. */
-export function runGcl(cwd: string, args: string[], options: { toolsDir?: string; timeoutMs?: number } = {}): Promise<GclResult> {
+export function runGcl(
+  cwd: string,
+  args: string[],
+  options: { toolsDir?: string; timeoutMs?: number } = {},
+): Promise<GclResult> {
   const home = join(cwd, ".gcl-home");
   mkdirSync(home, { recursive: true });
-  const path = [options.toolsDir, dirname(NODE), process.env.PATH].filter((p): p is string => Boolean(p)).join(":");
-  const child = spawn(NODE, [GCL, "--cwd", cwd, "--home", home, "--no-color", "--force-shell-executor", ...args], {
-    cwd,
-    env: { PATH: path, HOME: home, LANG: "C.UTF-8", GCL_QUIET: "false" },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const path = [options.toolsDir, dirname(NODE), process.env.PATH]
+    .filter((p): p is string => Boolean(p))
+    .join(":");
+  const child = spawn(
+    NODE,
+    [GCL, "--home", home, "--no-color", "--force-shell-executor", ...args],
+    {
+      cwd,
+      env: { PATH: path, HOME: home, LANG: "C.UTF-8", GCL_QUIET: "false" },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   let output = "";
   child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
   child.stderr.on("data", (chunk: Buffer) => (output += chunk.toString("utf8")));
@@ -119,7 +130,15 @@ export function runGcl(cwd: string, args: string[], options: { toolsDir?: string
   );
 }
 
+/** What a job printed: gitlab-ci-local prefixes each line with the padded job name and "> ". */
+export function jobOutput(output: string, job: string): string[] {
+  const prefix = new RegExp(`^${job.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\s+> (.*)$`);
+  return output.split("\n").flatMap((line) => {
+    const match = prefix.exec(line);
+    return match ? [match[1]] : [];
+  });
+}
+
 export function artifactPath(project: string, job: string, file: string): string {
   return join(project, ".gitlab-ci-local/artifacts", job, ".gitlab-ci-reports/dotenv", file);
 }
-

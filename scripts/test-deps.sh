@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Installs the OCI distribution registry (Debian's `docker-registry` package) that the preview
-# tests start on loopback (test/support/registry.ts). Idempotent: does nothing when the binary is
-# already on PATH. Needs root (CI runs it with sudo when it is not root).
+# Installs what the tests need from Debian, when it is missing (runs before `npm test`):
+#   docker-registry  the OCI distribution registry the preview tests start on loopback (test/support/registry.ts)
+#   rsync            gitlab-ci-local copies the project with it, even in its shell executor (test/gitlab)
+# Idempotent: does nothing when both are on PATH. Needs root, or sudo.
 set -euo pipefail
 
-if command -v docker-registry >/dev/null 2>&1; then
-  echo "docker-registry: $(command -v docker-registry)"
+if command -v docker-registry >/dev/null 2>&1 && command -v rsync >/dev/null 2>&1; then
   exit 0
 fi
 
@@ -17,7 +17,7 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 # --no-install-recommends: only the registry binary, no docker engine pulled in.
-$SUDO apt-get install -y -qq --no-install-recommends docker-registry
+$SUDO apt-get install -y -qq --no-install-recommends docker-registry rsync
 
 # The package ships a systemd unit listening on :5000; the tests start their own instances on free
 # ports, so a running service is not needed (and on CI runners there is no systemd in containers).
@@ -26,4 +26,4 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet docker-re
   $SUDO systemctl disable docker-registry >/dev/null 2>&1 || true
 fi
 
-command -v docker-registry
+command -v docker-registry rsync
