@@ -345,6 +345,7 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
         },
         waitForTermination: (ms) =>
           tracker.until(() => Boolean(tracker.terminated(BUILD_CONTAINER)) || tracker.gone, ms).catch(() => true),
+        isTerminated: () => Boolean(tracker.terminated(BUILD_CONTAINER)),
         podGone: () => tracker.gone,
         signal: abort.signal,
         onRetry: (message) => reporter.debug(message),

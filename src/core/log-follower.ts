@@ -61,6 +61,8 @@ export interface FollowLogOptions {
   onLine(line: LogLine): void;
   /** Resolves true once the pod watch has seen the container terminated (waits up to ms for it). */
   waitForTermination(ms: number): Promise<boolean>;
+  /** True once the pod watch has seen the container terminated. */
+  isTerminated(): boolean;
   /** True once the pod is gone: nothing more can be read. */
   podGone(): boolean;
   signal: AbortSignal;
@@ -148,7 +150,9 @@ export async function followLog(options: FollowLogOptions): Promise<void> {
   options.signal.addEventListener("abort", onAbort, { once: true });
   let failures = 0;
   try {
+    let terminatedAtStart = options.isTerminated();
     while (!options.signal.aborted) {
+      terminatedAtStart = terminatedAtStart || options.isTerminated();
       const outcome = await streamOnce(options, position, controllerRef);
       if (options.signal.aborted) return;
       if (outcome.error !== undefined) {
@@ -165,9 +169,13 @@ export async function followLog(options: FollowLogOptions): Promise<void> {
         continue;
       }
       failures = 0;
-      // The stream ended cleanly: the container ended, or the server closed a live stream.
+      // The stream ended cleanly: the container ended, or the server closed a live stream. Only a
+      // stream that ended after the watch had seen the container terminated is known to be whole;
+      // otherwise one more read from the last line (the server repeats it; accept() drops it).
+      if (terminatedAtStart) return;
       if (await options.waitForTermination(3000)) {
-        return;
+        terminatedAtStart = true;
+        continue;
       }
       if (options.podGone()) return;
       options.onRetry?.(`log stream of ${options.container} closed while it was running; resuming`);

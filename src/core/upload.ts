@@ -85,6 +85,8 @@ export async function uploadContext(
   let stderrTail = "";
   let closing = false; // we started the close
   let closed = false;
+  let sourceDone = false; // every source byte went to the socket
+  let receiverDone = false; // …and the receiver then reported Success
   let sentBytes = 0;
   let wake: (() => void) | null = null;
   const wakeUp = (): void => {
@@ -115,6 +117,10 @@ export async function uploadContext(
         status = JSON.parse(data.toString("utf8")) as typeof status;
       } catch {
         status = { status: "Failure", message: data.toString("utf8") };
+      }
+      if (status.status === "Success" && sourceDone) {
+        receiverDone = true; // it had everything; the close that follows is not a failure
+        return true;
       }
       setFailure(
         fail(
@@ -178,7 +184,7 @@ export async function uploadContext(
     const socketClosed = new Promise<void>((resolve) => {
       socket.on("close", (code: number, reason: Buffer) => {
         closed = true;
-        if (!closing) {
+        if (!closing && !receiverDone) {
           const why = reason.length ? `${code} ${reason.toString("utf8")}` : String(code);
           setFailure(
             fail(withStderr(`the connection closed after ${mb(sentBytes)} (code ${why})`)),
@@ -196,7 +202,7 @@ export async function uploadContext(
     }
 
     const waitBelow = async (limit: number): Promise<void> => {
-      while (!failure && socket.bufferedAmount > limit) {
+      while (!failure && !closed && socket.bufferedAmount > limit) {
         await new Promise<void>((resolve) => {
           const timer = setTimeout(() => {
             wake = null;
@@ -252,13 +258,14 @@ export async function uploadContext(
     }
 
     if (!failure) {
+      sourceDone = true;
       // Everything handed to the kernel, then a normal close: with stdinOnce, that is the EOF.
       await waitBelow(0);
     }
     if (failure) throw failure;
     closing = true;
     progress(true);
-    socket.close(1000);
+    if (!closed) socket.close(1000);
     await socketClosed;
     if (failure) throw failure;
     return { sentBytes, elapsedMs: elapsed() };

@@ -90,7 +90,7 @@ describe("a successful Kaniko build", () => {
 
     expect(result.digest).toBe(DIGEST);
     expect(result.image).toBe(`registry.example:5000/acme/web@${DIGEST}`);
-    expect(result.context.files).toBe(5);
+    expect(result.context.files).toBe(4);
 
     const podName = cluster.podNames("ci-builds").at(-1)!;
     const received = cluster.receivedContext(podName)!;

@@ -326,20 +326,22 @@ export class ApiServer {
     let sent = 0;
     let ended = false;
     const timers: NodeJS.Timeout[] = [];
-    const end = () => {
+    const end = (graceful = true) => {
       if (ended) return;
       ended = true;
       unsubscribe();
       for (const t of timers) clearInterval(t);
       this.streams.delete(end);
-      res.end();
+      if (graceful) res.end();
+      // A dropped connection: what was written is flushed, then the socket goes (no final chunk).
+      else setTimeout(() => res.socket?.destroy(), 20);
     };
     this.streams.add(end);
     const write = (type: string, object: any) => {
       if (ended) return;
       res.write(JSON.stringify({ type, object }) + "\n");
       if (type !== "BOOKMARK") sent++;
-      if (drop && sent >= drop.afterEvents) end();
+      if (drop && sent >= drop.afterEvents) end(false);
     };
     const relevant = (e: StoreEvent) => e.resource === route.resource;
     const deliver = (e: StoreEvent) => {
@@ -588,13 +590,15 @@ export class ApiServer {
     res.flushHeaders();
     let written = 0;
     let ended = false;
-    const end = () => {
+    const end = (graceful = true) => {
       if (ended) return;
       ended = true;
       log?.off("line", onLine);
       log?.off("end", end);
       this.streams.delete(end);
-      res.end();
+      if (graceful) res.end();
+      // A dropped connection: what was written is flushed, then the socket goes (no final chunk).
+      else setTimeout(() => res.socket?.destroy(), 20);
     };
     const write = (l: { t: number; stamp: string; text: string }) => {
       if (ended || l.t < since) return;
@@ -603,11 +607,14 @@ export class ApiServer {
       budget -= Buffer.byteLength(s);
       res.write(s);
       written++;
-      if (budget <= 0 || (drop && written >= drop.afterLines)) end();
+      if (budget <= 0) end();
+      else if (drop && written >= drop.afterLines) cut();
     };
+    // A dropped connection, as a real one drops: the socket goes away mid-stream (no final chunk).
+    const cut = () => end(false);
     const onLine = (l: any) => write(l);
     this.streams.add(end);
-    if (drop && drop.afterLines === 0) return end();
+    if (drop && drop.afterLines === 0) return cut();
     let lines = (log?.lines ?? []).filter((l) => l.t >= since);
     if (tail !== undefined) lines = tail === 0 ? [] : lines.slice(-tail);
     for (const l of lines) write(l);

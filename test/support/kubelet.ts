@@ -26,6 +26,15 @@ export class ContainerLog extends EventEmitter {
   ended = false;
   push(l: LiveLine): void {
     if (this.ended) return;
+    // A container's log timestamps never go backwards on a real node. Replayed times are scaled to
+    // whole milliseconds with the recording's sub-millisecond digits kept, which can reorder lines
+    // within a millisecond: keep the stamps strictly increasing, as the kubelet's are.
+    const previous = this.lines.at(-1);
+    if (previous && stampNanos(l.stamp) <= stampNanos(previous.stamp)) {
+      const nanos = stampNanos(previous.stamp) + 1n;
+      const ms = Number(nanos / 1_000_000n);
+      l = { ...l, t: Math.max(l.t, ms), stamp: formatNano(ms, String(nanos % 1_000_000n).padStart(6, "0")) };
+    }
     this.lines.push(l);
     this.emit("line", l);
   }
@@ -54,6 +63,12 @@ type Item =
   | { t: number; order: number; kind: "log"; container: string; subMs: string; text: string; done?: boolean };
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
+
+function stampNanos(stamp: string): bigint {
+  const match = /^(.*)\.(\d{9})Z$/.exec(stamp);
+  if (!match) return BigInt(Date.parse(stamp)) * 1_000_000n;
+  return BigInt(Date.parse(`${match[1]}Z`)) * 1_000_000n + BigInt(match[2]);
+}
 
 export function formatNano(ms: number, subMs = "000000"): string {
   return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, `.$1${subMs}Z`);

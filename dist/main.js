@@ -1,0 +1,3 @@
+import { runActionMain } from "./lib.js";
+
+await runActionMain();

@@ -1,0 +1,3 @@
+import { runActionPost } from "./lib.js";
+
+await runActionPost();

@@ -1,0 +1,206 @@
+/**
+ * builder: buildkit against the Kubernetes API test server: the rootless pod as the real cluster
+ * ran it, outputs, a multi-platform index digest, build secrets that never show, a failing RUN,
+ * a cache export failure that still succeeds, and the Pod Security preflight.
+ */
+import { readFileSync } from "node:fs";
+import { build } from "../../src/core/build.js";
+import { BuildFailure } from "../../src/core/errors.js";
+import { parseBuildSpec, type RawInputs } from "../../src/core/spec.js";
+import { startTestCluster, type TestCluster } from "../support/cluster.js";
+import { makeContext, recordingReporter } from "./helpers.js";
+
+const RECORDED_DIGEST = readFileSync("test/support/recordings/buildkit-rootless-success-cold/final-pod.json", "utf8").match(
+  /sha256:[0-9a-f]{64}/,
+)?.[0];
+
+let cluster: TestCluster;
+let cluster130: TestCluster;
+beforeAll(async () => {
+  cluster = await startTestCluster({ gitVersion: "v1.26.0" });
+  cluster130 = await startTestCluster({ gitVersion: "v1.30.2" });
+  for (const c of [cluster, cluster130]) {
+    c.createNamespace("ci-builds");
+    c.createNamespace("locked", { "pod-security.kubernetes.io/enforce": "restricted" });
+    c.createNamespace("base", { "pod-security.kubernetes.io/enforce": "baseline" });
+  }
+});
+afterAll(async () => {
+  await cluster?.close();
+  await cluster130?.close();
+});
+beforeEach(() => {
+  for (const c of [cluster, cluster130]) {
+    c.resetRequests();
+    c.useScenario("buildkit-rootless-success-cold");
+  }
+});
+
+function spec(c: TestCluster, inputs: RawInputs = {}) {
+  return parseBuildSpec(
+    {
+      builder: "buildkit",
+      context: ".",
+      tags: "registry.example:5000/acme/api:1.0\nregistry.example:5000/acme/api:latest",
+      namespace: "ci-builds",
+      kubeconfig: c.kubeconfig(),
+      "cache-repo": "registry.example:5000/acme/api/cache",
+      ...inputs,
+    },
+    { workspace: makeContext(), kubeconfigPaths: [] },
+  );
+}
+
+async function waitForEmpty(c: TestCluster, namespace = "ci-builds") {
+  const until = Date.now() + 5000;
+  const count = () => ["jobs", "pods", "secrets"].reduce((n, r) => n + c.objects(r as "jobs", namespace).length, 0);
+  while (count() > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
+  return count();
+}
+
+test("the rendered pod is the rootless pod that ran on the real cluster, every input mapped", async () => {
+  const result = await build(
+    spec(cluster, {
+      "keep-job": "true",
+      "build-args": "VERSION=1.2.3",
+      labels: "org.opencontainers.image.title=api",
+      target: "runtime",
+      platforms: "linux/amd64,linux/arm64",
+      "registry-username": "ci",
+      "registry-password": "registry-pass-123",
+    }),
+    { reporter: recordingReporter(), runId: "bk" },
+  );
+  const job = cluster.objects("jobs", "ci-builds").find((j) => j.metadata.name === result.job);
+  const pod = job.spec.template;
+  const container = pod.spec.containers[0];
+  expect(container.securityContext).toMatchObject({
+    runAsUser: 1000,
+    runAsGroup: 1000,
+    seccompProfile: { type: "Unconfined" },
+  });
+  expect(container.securityContext.allowPrivilegeEscalation).toBeUndefined();
+  // 1.26: AppArmor through the annotation (the field arrived in 1.30).
+  expect(pod.metadata.annotations["container.apparmor.security.beta.kubernetes.io/build"]).toBe("unconfined");
+  expect(container.env).toEqual(
+    expect.arrayContaining([{ name: "BUILDKITD_FLAGS", value: "--oci-worker-no-process-sandbox" }]),
+  );
+  const mounts = container.volumeMounts.map((m: { mountPath: string }) => m.mountPath);
+  expect(mounts).toEqual(expect.arrayContaining(["/workspace", "/home/user/.local/share/buildkit", "/home/user/.docker"]));
+  const args: string[] = container.args;
+  expect(args).toEqual(
+    expect.arrayContaining([
+      "--opt",
+      "build-arg:VERSION=1.2.3",
+      "label:org.opencontainers.image.title=api",
+      "target=runtime",
+      "platform=linux/amd64,linux/arm64",
+      "type=registry,ref=registry.example:5000/acme/api/cache:buildcache",
+      "type=registry,ref=registry.example:5000/acme/api/cache:buildcache,mode=max,ignore-error=true",
+      '"name=registry.example:5000/acme/api:1.0,registry.example:5000/acme/api:latest",push=true'.replace(/^/, "type=image,"),
+    ]),
+  );
+  await fetchCleanup(cluster, result.job);
+});
+
+test("on a 1.30 server AppArmor is the appArmorProfile field, and the build succeeds with outputs", async () => {
+  const reporter = recordingReporter();
+  const result = await build(spec(cluster130), { reporter, runId: "bk" });
+  expect(result.digest).toBe(RECORDED_DIGEST);
+  expect(result.builder).toBe("buildkit");
+  expect(result.image).toBe(`registry.example:5000/acme/api@${RECORDED_DIGEST}`);
+  const version = cluster130.requests.filter((r) => r.path === "/version");
+  expect(version).toHaveLength(1);
+  expect(reporter.buildLines.some((line) => /^#\d+ /.test(line.text))).toBe(true);
+  // The first-run cache import miss is harmless: no warning.
+  expect(reporter.warnings).toEqual([]);
+  expect(await waitForEmpty(cluster130)).toBe(0);
+});
+
+test("a multi-platform build returns the index digest", async () => {
+  const index = `sha256:${"ab".repeat(32)}`;
+  cluster.useScenario("buildkit-rootless-success-cold", { digest: index });
+  const result = await build(spec(cluster, { platforms: "linux/amd64,linux/arm64" }), {
+    reporter: recordingReporter(),
+    runId: "bk",
+  });
+  expect(result.digest).toBe(index);
+  expect(result.image).toBe(`registry.example:5000/acme/api@${index}`);
+});
+
+test("a build secret never appears in the Job, the logs or any output", async () => {
+  const value = "npm-token-0123456789-secret";
+  const reporter = recordingReporter();
+  const observed: string[] = [];
+  const result = await build(spec(cluster, { secrets: `npmrc=//registry.npmjs.org/:_authToken=${value}`, "keep-job": "true" }), {
+    reporter,
+    runId: "bk",
+  });
+  const job = cluster.objects("jobs", "ci-builds").find((j) => j.metadata.name === result.job);
+  observed.push(JSON.stringify(job), reporter.lines.join("\n"), JSON.stringify(result));
+  for (const text of observed) expect(text).not.toContain(value);
+  const secret = cluster.objects("secrets", "ci-builds").find((s) => s.metadata.name === `${result.job}-secrets`);
+  expect(Buffer.from(secret.data.npmrc, "base64").toString()).toContain(value);
+  expect(secret.metadata.ownerReferences[0]).toMatchObject({ kind: "Job", name: result.job });
+  expect(job.spec.template.spec.containers[0].args).toEqual(
+    expect.arrayContaining(["id=npmrc,src=/run/secrets/k8s-image-build/npmrc"]),
+  );
+  expect(reporter.masked.join("\n")).toContain(value);
+  await fetchCleanup(cluster, result.job);
+  expect(await waitForEmpty(cluster)).toBe(0);
+});
+
+test("a failing RUN carries BuildKit's last lines", async () => {
+  cluster.useScenario("buildkit-rootless-run-fails");
+  await expect(build(spec(cluster), { reporter: recordingReporter(), runId: "bk" })).rejects.toMatchObject({
+    kind: "build-failed",
+    message: expect.stringMatching(/exit code 1: error: failed to solve: process .* did not complete successfully: exit code: 3/),
+  });
+  expect(await waitForEmpty(cluster)).toBe(0);
+});
+
+test("a cache export that fails still succeeds, with a warning", async () => {
+  const recorded = readFileSync("test/support/recordings/buildkit-rootless-success-cold/log-build.txt", "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => line.slice(line.indexOf(" ") + 1));
+  const failingExport = [
+    "#11 exporting content cache",
+    "#11 preparing build cache for export",
+    "#11 ERROR: failed to push registry.example:5000/acme/api/cache:buildcache: unexpected status: 403 Forbidden",
+    "------",
+    " > exporting content cache:",
+    "------",
+  ];
+  cluster.useScenario("buildkit-rootless-success-cold", { buildLog: [...recorded, ...failingExport] });
+  const reporter = recordingReporter();
+  const result = await build(spec(cluster), { reporter, runId: "bk" });
+  expect(result.digest).toBe(RECORDED_DIGEST);
+  expect(reporter.warnings).toHaveLength(1);
+  expect(reporter.warnings[0]).toMatch(/cache/i);
+});
+
+test("the Pod Security preflight refuses a restricted namespace before anything is created", async () => {
+  const error = await build(spec(cluster, { namespace: "locked" }), { reporter: recordingReporter(), runId: "bk" }).catch(
+    (e: unknown) => e as BuildFailure,
+  );
+  expect(error).toBeInstanceOf(BuildFailure);
+  expect((error as BuildFailure).kind).toBe("pod-security");
+  expect((error as BuildFailure).message).toMatch(/locked.*restricted.*privileged/);
+  expect((error as BuildFailure).message).not.toContain("\n");
+  expect(cluster.requests.filter((r) => r.method !== "GET")).toEqual([]);
+  // A baseline namespace admits Kaniko: the message offers it.
+  const baseline = await build(spec(cluster, { namespace: "base" }), { reporter: recordingReporter(), runId: "bk" }).catch(
+    (e: unknown) => e as BuildFailure,
+  );
+  expect((baseline as BuildFailure).message).toMatch(/builder: kaniko/);
+});
+
+async function fetchCleanup(c: TestCluster, job: string) {
+  const { Agent, fetch } = await import("undici");
+  await fetch(`${c.url}/apis/batch/v1/namespaces/ci-builds/jobs/${job}?propagationPolicy=Background`, {
+    method: "DELETE",
+    headers: { authorization: `Bearer ${c.token}` },
+    dispatcher: new Agent({ connect: { ca: c.caPem } }),
+  });
+}
