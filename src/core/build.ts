@@ -12,6 +12,7 @@ import { connect, createClients, type ClusterClients } from "./cluster.js";
 import { planContext, tarContext, type ContextPlan } from "./context.js";
 import { BuildFailure, InputError } from "./errors.js";
 import { followLog } from "./log-follower.js";
+import { secretsOf } from "./masking.js";
 import { newBuildIdentity, renderManifests, type RenderedManifests } from "./manifests.js";
 import { PodTracker } from "./pod-tracker.js";
 import { podSecurityRefusal } from "./preflight.js";
@@ -82,6 +83,7 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
   const started = performance.now();
   const builder = getBuilder(spec.builder);
   checkSupported(builder, spec);
+  for (const secret of secretsOf(spec)) reporter.mask(secret);
 
   // Everything that can be checked locally is checked before the cluster is touched.
   const contextPlan: ContextPlan | undefined =

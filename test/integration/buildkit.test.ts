@@ -10,9 +10,10 @@ import { parseBuildSpec, type RawInputs } from "../../src/core/spec.js";
 import { startTestCluster, type TestCluster } from "../support/cluster.js";
 import { makeContext, recordingReporter } from "./helpers.js";
 
-const RECORDED_DIGEST = readFileSync("test/support/recordings/buildkit-rootless-success-cold/final-pod.json", "utf8").match(
-  /sha256:[0-9a-f]{64}/,
-)?.[0];
+/** The digest the recorded build wrote to its termination message. */
+const RECORDED_DIGEST = readFileSync("test/support/recordings/buildkit-rootless-success-cold/pod-watch.jsonl", "utf8").match(
+  /"message":"(sha256:[0-9a-f]{64})/,
+)?.[1];
 
 let cluster: TestCluster;
 let cluster130: TestCluster;
@@ -105,7 +106,11 @@ test("the rendered pod is the rootless pod that ran on the real cluster, every i
 
 test("on a 1.30 server AppArmor is the appArmorProfile field, and the build succeeds with outputs", async () => {
   const reporter = recordingReporter();
-  const result = await build(spec(cluster130), { reporter, runId: "bk" });
+  const result = await build(spec(cluster130, { "keep-job": "true" }), { reporter, runId: "bk" });
+  const job = cluster130.objects("jobs", "ci-builds").find((j) => j.metadata.name === result.job);
+  expect(job.spec.template.spec.containers[0].securityContext.appArmorProfile).toEqual({ type: "Unconfined" });
+  expect(job.spec.template.metadata.annotations?.["container.apparmor.security.beta.kubernetes.io/build"]).toBeUndefined();
+  await fetchCleanup(cluster130, result.job);
   expect(result.digest).toBe(RECORDED_DIGEST);
   expect(result.builder).toBe("buildkit");
   expect(result.image).toBe(`registry.example:5000/acme/api@${RECORDED_DIGEST}`);
