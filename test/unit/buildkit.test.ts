@@ -15,7 +15,7 @@ import {
 import type { RenderEnvironment } from "../../src/core/builders/types.js";
 import type { BuildSpec } from "../../src/core/types.js";
 
-const FIXTURES = fileURLToPath(new URL("../../../shared/fixtures/k8s/", import.meta.url));
+const FIXTURES = fileURLToPath(new URL("../support/recordings/", import.meta.url));
 
 /** A minimal valid spec, written by hand (spec.ts is someone else's). */
 function spec(overrides: Partial<BuildSpec> = {}): BuildSpec {
