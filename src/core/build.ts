@@ -122,6 +122,7 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
     onProblem: (problem) => reporter.warn(problem.message),
   });
   const watches: WatchStream<{ metadata?: { resourceVersion?: string } }>[] = [];
+  let eventWatch: WatchStream<CoreV1Event> | undefined;
   const logTail: string[] = [];
   let cleanedUp = false;
 
@@ -253,7 +254,7 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
       await tracker.until(() => tracker.pod !== undefined);
       const podName = tracker.pod?.metadata?.name ?? "";
       reporter.info(`Pod ${podName} created; waiting for it to start`);
-      const eventWatch = new WatchStream<CoreV1Event>({
+      eventWatch = new WatchStream<CoreV1Event>({
         kubeConfig: connection.kubeConfig,
         path: `/api/v1/namespaces/${namespace}/events`,
         query: { fieldSelector: `involvedObject.name=${podName}` },
@@ -333,6 +334,8 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
     const terminated = await reporter.group(`Build (${builder.name})`, async () => {
       await tracker.until(() => tracker.started(BUILD_CONTAINER) || tracker.deleting);
       if (tracker.deleting && !tracker.started(BUILD_CONTAINER)) await failFromPod();
+      // Pending problems are over once the builder runs: the events have nothing more to say.
+      eventWatch?.stop();
       await followLog({
         kubeConfig: connection.kubeConfig,
         namespace,

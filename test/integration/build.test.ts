@@ -289,3 +289,61 @@ describe("failures are one line and leave nothing", () => {
 test("the recordings are in the project", () => {
   expect(existsSync("test/support/recordings/kaniko-success-cold/log-build.txt")).toBe(true);
 });
+
+describe("API requests per build", () => {
+  function describeRequests(c: TestCluster) {
+    return c.requests.map((r) => `${r.method} ${r.path.replace(/kib-[a-z0-9-]+/g, "kib-…")}${r.stream ? ` (${r.stream})` : ""}`);
+  }
+
+  test("one watch and one log follow drive the build: a pod lifecycle 10× slower makes no more requests", async () => {
+    const slow = await startTestCluster({ timeScale: 0.5 });
+    try {
+      slow.createNamespace("ci-builds");
+      slow.useScenario("kaniko-success-cold");
+      cluster.resetRequests();
+      const quickStarted = Date.now();
+      await build(specFor(makeContext()), { reporter: recordingReporter(), runId: "test" });
+      const quickMs = Date.now() - quickStarted;
+      const quick = describeRequests(cluster);
+
+      const slowSpec = parseBuildSpec(
+        { context: ".", tags: "registry.example:5000/acme/web:1.0", namespace: "ci-builds", kubeconfig: slow.kubeconfig() },
+        { workspace: makeContext(), kubeconfigPaths: [] },
+      );
+      const slowStarted = Date.now();
+      await build(slowSpec, { reporter: recordingReporter(), runId: "test" });
+      const slowMs = Date.now() - slowStarted;
+      const slowRequests = describeRequests(slow);
+
+      expect(slowMs).toBeGreaterThan(quickMs * 2);
+      expect(slowRequests).toEqual(quick);
+      expect(quick).toEqual([
+        "GET /api/v1/namespaces/ci-builds",
+        "POST /apis/batch/v1/namespaces/ci-builds/jobs",
+        "GET /api/v1/namespaces/ci-builds/pods (watch)",
+        "GET /api/v1/namespaces/ci-builds/events (watch)",
+        "GET /api/v1/namespaces/ci-builds/pods/kib-…/attach (attach)",
+        "GET /api/v1/namespaces/ci-builds/pods/kib-…/log (log)",
+        "DELETE /apis/batch/v1/namespaces/ci-builds/jobs/kib-…",
+      ]);
+      console.log(`requests per build: ${quick.length} in ${quickMs} ms; ${slowRequests.length} in ${slowMs} ms`);
+    } finally {
+      await slow.close();
+    }
+  }, 60_000);
+
+  test("with registry credentials: the Secret's create, owner patch and delete", async () => {
+    cluster.resetRequests();
+    await build(specFor(makeContext(), { "registry-username": "u", "registry-password": "p4ssw0rd" }), {
+      reporter: recordingReporter(),
+      runId: "test",
+    });
+    const secretCalls = describeRequests(cluster).filter((r) => r.includes("/secrets"));
+    expect(secretCalls).toEqual([
+      "POST /api/v1/namespaces/ci-builds/secrets",
+      "PATCH /api/v1/namespaces/ci-builds/secrets/kib-…",
+      "DELETE /api/v1/namespaces/ci-builds/secrets/kib-…",
+    ]);
+    expect(cluster.requests).toHaveLength(10);
+  });
+});
