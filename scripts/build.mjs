@@ -32,5 +32,8 @@ const entries = {
 };
 for (const [file, fn] of Object.entries(entries)) {
   const shebang = file === "cli.js" ? "#!/usr/bin/env node\n" : "";
-  await writeFile(`dist/${file}`, `${shebang}import { ${fn} } from "./lib.js";\n\nawait ${fn}();\n`);
+  await writeFile(
+    `dist/${file}`,
+    `${shebang}import { ${fn} } from "./lib.js";\n\nawait ${fn}();\n`,
+  );
 }

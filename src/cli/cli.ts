@@ -18,7 +18,12 @@ import { INPUT_DOCS } from "./input-docs.generated.js";
 import { createCliReporter } from "./reporter.js";
 
 /** Inputs given as switches: `--dry-run`, `--no-push`. */
-export const BOOLEAN_INPUTS: ReadonlySet<string> = new Set(["push", "keep-job", "dry-run", "preview"]);
+export const BOOLEAN_INPUTS: ReadonlySet<string> = new Set([
+  "push",
+  "keep-job",
+  "dry-run",
+  "preview",
+]);
 
 /**
  * The CLI's inputs: the engine's (src/core/spec.ts, described in action.yml) plus `preview`, which
@@ -106,20 +111,32 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Parsed
     help: { type: "boolean" },
   };
   for (const name of CLI_INPUT_NAMES) {
-    options[name] = BOOLEAN_INPUTS.has(name) ? { type: "boolean" } : { type: "string", multiple: true };
+    options[name] = BOOLEAN_INPUTS.has(name)
+      ? { type: "boolean" }
+      : { type: "string", multiple: true };
   }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: true, allowNegative: true, strict: true });
+    parsed = parseArgs({
+      args: argv,
+      options,
+      allowPositionals: true,
+      allowNegative: true,
+      strict: true,
+    });
   } catch (error) {
     const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
     throw new BuildFailure("api", `command line: ${message} (see --help)`);
   }
   const [command, ...rest] = parsed.positionals;
   const values = parsed.values as Record<string, string[] | string | boolean | undefined>;
-  if (values.help || command === "help") return { raw: {}, preview: false, verbose: false, help: true };
+  if (values.help || command === "help")
+    return { raw: {}, preview: false, verbose: false, help: true };
   if (command !== "build" || rest.length > 0) {
-    throw new BuildFailure("api", `command line: expected "build" followed by flags, got "${parsed.positionals.join(" ")}" (see --help)`);
+    throw new BuildFailure(
+      "api",
+      `command line: expected "build" followed by flags, got "${parsed.positionals.join(" ")}" (see --help)`,
+    );
   }
   const raw: RawInputs = {};
   for (const name of INPUT_NAMES) {
@@ -158,7 +175,12 @@ export async function cli(io: CliIo): Promise<number> {
       io.stdout.write(`${helpText()}\n`);
       return 0;
     }
-    for (const name of ["kubeconfig", "registry-password", "docker-config-json", "secrets"] as const) {
+    for (const name of [
+      "kubeconfig",
+      "registry-password",
+      "docker-config-json",
+      "secrets",
+    ] as const) {
       const value = command.raw[name];
       if (value) reporter.mask(value);
     }
@@ -190,7 +212,11 @@ export async function cli(io: CliIo): Promise<number> {
     };
     const spec = parseBuildSpec(raw, environment);
     for (const value of secretsOf(spec)) reporter.mask(value);
-    const runId = io.env.CI_JOB_ID ? `gitlab-${io.env.CI_JOB_ID}` : io.env.GITHUB_RUN_ID ? `${io.env.GITHUB_RUN_ID}` : "local";
+    const runId = io.env.CI_JOB_ID
+      ? `gitlab-${io.env.CI_JOB_ID}`
+      : io.env.GITHUB_RUN_ID
+        ? `${io.env.GITHUB_RUN_ID}`
+        : "local";
     if (spec.dryRun) {
       // stdout is the YAML alone, like kubectl's dry run: `--dry-run > job.yaml` gives a clean file.
       io.stdout.write(manifestsToYaml(renderBuildManifests(spec, runId), { redactSecrets: true }));

@@ -30,14 +30,17 @@ export function createCliReporter(options: CliReporterOptions): Reporter & { mas
     async group(title, fn) {
       const name = `kib_${++section}`;
       if (options.gitlab) {
-        out.write(`\x1b[0Ksection_start:${Math.floor(now() / 1000)}:${name}[collapsed=false]\r\x1b[0K${title}\n`);
+        out.write(
+          `\x1b[0Ksection_start:${Math.floor(now() / 1000)}:${name}[collapsed=false]\r\x1b[0K${title}\n`,
+        );
       } else {
         write(`== ${title}`);
       }
       try {
         return await fn();
       } finally {
-        if (options.gitlab) out.write(`\x1b[0Ksection_end:${Math.floor(now() / 1000)}:${name}\r\x1b[0K\n`);
+        if (options.gitlab)
+          out.write(`\x1b[0Ksection_end:${Math.floor(now() / 1000)}:${name}\r\x1b[0K\n`);
       }
     },
     buildLog: (line: LogLine) => write(line.text),

@@ -12,7 +12,11 @@ export interface ApiStatus {
   retryAfterSeconds?: number;
 }
 
-function parseStatusBody(body: unknown): { reason?: string; message?: string; retryAfterSeconds?: number } {
+function parseStatusBody(body: unknown): {
+  reason?: string;
+  message?: string;
+  retryAfterSeconds?: number;
+} {
   let value: unknown = body;
   if (typeof body === "string") {
     try {
@@ -22,12 +26,18 @@ function parseStatusBody(body: unknown): { reason?: string; message?: string; re
     }
   }
   if (typeof value !== "object" || value === null) return {};
-  const status = value as { reason?: unknown; message?: unknown; details?: { retryAfterSeconds?: unknown } };
+  const status = value as {
+    reason?: unknown;
+    message?: unknown;
+    details?: { retryAfterSeconds?: unknown };
+  };
   return {
     reason: typeof status.reason === "string" ? status.reason : undefined,
     message: typeof status.message === "string" ? status.message : undefined,
     retryAfterSeconds:
-      typeof status.details?.retryAfterSeconds === "number" ? status.details.retryAfterSeconds : undefined,
+      typeof status.details?.retryAfterSeconds === "number"
+        ? status.details.retryAfterSeconds
+        : undefined,
   };
 }
 
@@ -100,13 +110,24 @@ export function apiFailure(error: unknown, action: string, server?: string): Bui
 function retryable(error: unknown): { delayMs: number } | undefined {
   const status = apiStatus(error);
   if (status) {
-    if (status.code === 429 || status.code === 500 || status.code === 502 || status.code === 503 || status.code === 504) {
-      return { delayMs: status.retryAfterSeconds !== undefined ? status.retryAfterSeconds * 1000 : 0 };
+    if (
+      status.code === 429 ||
+      status.code === 500 ||
+      status.code === 502 ||
+      status.code === 503 ||
+      status.code === 504
+    ) {
+      return {
+        delayMs: status.retryAfterSeconds !== undefined ? status.retryAfterSeconds * 1000 : 0,
+      };
     }
     return undefined;
   }
   const cause = networkCause(error);
-  if (cause && /^(ECONNRESET|EPIPE|ETIMEDOUT|UND_ERR_SOCKET|ECONNREFUSED|UND_ERR_CONNECT_TIMEOUT)/.test(cause)) {
+  if (
+    cause &&
+    /^(ECONNRESET|EPIPE|ETIMEDOUT|UND_ERR_SOCKET|ECONNREFUSED|UND_ERR_CONNECT_TIMEOUT)/.test(cause)
+  ) {
     return { delayMs: 0 };
   }
   return undefined;

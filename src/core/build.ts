@@ -3,10 +3,15 @@
  * context when the receiver runs, follows the build's log, reads the digest back, and deletes what
  * it created on every path.
  */
-import type { CoreV1Event, V1Job, V1Pod, V1Secret } from "@kubernetes/client-node";
+import type { CoreV1Event, V1Job, V1Pod } from "@kubernetes/client-node";
 import { apiFailure, apiStatus, withRetry } from "./api-errors.js";
 import { getBuilder } from "./builders/index.js";
-import { BUILD_CONTAINER, CONTEXT_CONTAINER, type Builder, type RenderEnvironment } from "./builders/types.js";
+import {
+  BUILD_CONTAINER,
+  CONTEXT_CONTAINER,
+  type Builder,
+  type RenderEnvironment,
+} from "./builders/types.js";
 import { deleteBuildObjects, type CreatedObjects } from "./cleanup.js";
 import { connect, createClients, type ClusterClients } from "./cluster.js";
 import { planContext, tarContext, type ContextPlan } from "./context.js";
@@ -14,6 +19,7 @@ import { BuildFailure, InputError } from "./errors.js";
 import { followLog } from "./log-follower.js";
 import { secretsOf } from "./masking.js";
 import { newBuildIdentity, renderManifests, type RenderedManifests } from "./manifests.js";
+import { formatDuration } from "./parse.js";
 import { PodTracker } from "./pod-tracker.js";
 import { podSecurityRefusal } from "./preflight.js";
 import type { LogLine, Reporter } from "./reporter.js";
@@ -56,13 +62,21 @@ function repositoryOf(reference: string): string {
 }
 
 /** The manifests a build would submit, for --dry-run: needs no cluster. */
-export function renderBuildManifests(spec: BuildSpec, runId: string, identity?: BuildIdentity): RenderedManifests {
+export function renderBuildManifests(
+  spec: BuildSpec,
+  runId: string,
+  identity?: BuildIdentity,
+): RenderedManifests {
   const builder = getBuilder(spec.builder);
   checkSupported(builder, spec);
   return renderManifests(
     { ...spec, namespace: spec.namespace ?? "default" },
     identity ?? newBuildIdentity(runId),
-    { hasRegistryCredentials: spec.registryAuth !== undefined, hasBuildSecrets: spec.secrets.length > 0, serverMinorVersion: undefined },
+    {
+      hasRegistryCredentials: spec.registryAuth !== undefined,
+      hasBuildSecrets: spec.secrets.length > 0,
+      serverMinorVersion: undefined,
+    },
   );
 }
 
@@ -71,7 +85,10 @@ function checkSupported(builder: Builder, spec: BuildSpec): void {
   if (unsupported) throw new InputError(unsupported.input, unsupported.detail);
 }
 
-async function serverMinorVersion(clients: ClusterClients, signal: AbortSignal): Promise<number | undefined> {
+async function serverMinorVersion(
+  clients: ClusterClients,
+  signal: AbortSignal,
+): Promise<number | undefined> {
   const info = await withRetry(() => clients.version.getCode(), { signal });
   const minor = Number.parseInt(info.minor.replace(/\D+$/, ""), 10);
   return Number.isFinite(minor) ? minor : undefined;
@@ -87,7 +104,9 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
 
   // Everything that can be checked locally is checked before the cluster is touched.
   const contextPlan: ContextPlan | undefined =
-    spec.context.kind === "dir" ? await planContext(spec.context.dir, { dockerfile: spec.dockerfile }) : undefined;
+    spec.context.kind === "dir"
+      ? await planContext(spec.context.dir, { dockerfile: spec.dockerfile })
+      : undefined;
   const connection = connect(spec.cluster);
   const clients = createClients(connection.kubeConfig);
   const namespace = spec.namespace ?? connection.contextNamespace;
@@ -132,7 +151,10 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
     for (const watch of watches) watch.stop();
     tracker.stop();
     if (spec.keepJob) {
-      if (created.job) reporter.info(`Kept Job ${created.job} in ${namespace} (keep-job); its TTL removes it later`);
+      if (created.job)
+        reporter.info(
+          `Kept Job ${created.job} in ${namespace} (keep-job); its TTL removes it later`,
+        );
       return;
     }
     if (!created.job && created.secrets.length === 0) return;
@@ -162,14 +184,17 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
       if (status?.code === 404) {
         throw new BuildFailure("api", `namespace "${namespace}" does not exist`);
       }
-      if (status?.code !== 403) throw apiFailure(error, `read namespace ${namespace}`, connection.server);
+      if (status?.code !== 403)
+        throw apiFailure(error, `read namespace ${namespace}`, connection.server);
       reporter.debug(`Pod Security preflight skipped: cannot read namespace ${namespace} (403)`);
     }
 
     const env: RenderEnvironment = {
       hasRegistryCredentials: spec.registryAuth !== undefined,
       hasBuildSecrets: spec.secrets.length > 0,
-      serverMinorVersion: builder.needsServerVersion ? await serverMinorVersion(clients, abort.signal) : undefined,
+      serverMinorVersion: builder.needsServerVersion
+        ? await serverMinorVersion(clients, abort.signal)
+        : undefined,
     };
     const manifests = renderManifests({ ...spec, namespace }, identity, env);
 
@@ -177,7 +202,12 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
       for (const secret of manifests.secrets) {
         const name = secret.metadata?.name ?? "";
         await withRetry(
-          () => clients.core.createNamespacedSecret({ namespace, body: secret, fieldValidation: "Strict" }),
+          () =>
+            clients.core.createNamespacedSecret({
+              namespace,
+              body: secret,
+              fieldValidation: "Strict",
+            }),
           retry,
         ).catch((error: unknown) => {
           throw apiFailure(error, `create Secret ${name}`, connection.server);
@@ -185,7 +215,12 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
         created.secrets.push(name);
       }
       const job: V1Job = await withRetry(
-        () => clients.batch.createNamespacedJob({ namespace, body: manifests.job, fieldValidation: "Strict" }),
+        () =>
+          clients.batch.createNamespacedJob({
+            namespace,
+            body: manifests.job,
+            fieldValidation: "Strict",
+          }),
         retry,
       ).catch((error: unknown) => {
         throw apiFailure(error, `create Job ${identity.jobName}`, connection.server);
@@ -224,7 +259,9 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
           throw apiFailure(error, `set the owner of Secret ${name}`, connection.server);
         });
       }
-      reporter.info(`Created Job ${created.job}${created.secrets.length ? ` and Secret ${created.secrets.join(", ")}` : ""} in ${namespace}`);
+      reporter.info(
+        `Created Job ${created.job}${created.secrets.length ? ` and Secret ${created.secrets.join(", ")}` : ""} in ${namespace}`,
+      );
     });
     timings.submitMs = performance.now() - submitStarted;
 
@@ -238,12 +275,16 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
       onEvent: (type, pod) => tracker.podUpdated(pod, type === "DELETED"),
       relist: async () => {
         const list = await clients.core.listNamespacedPod({ namespace, labelSelector: selector });
-        if (tracker.pod && !list.items.some((pod) => pod.metadata?.uid === tracker.pod?.metadata?.uid)) {
+        if (
+          tracker.pod &&
+          !list.items.some((pod) => pod.metadata?.uid === tracker.pod?.metadata?.uid)
+        ) {
           tracker.podUpdated(tracker.pod, true);
         }
         return { items: list.items, resourceVersion: list.metadata?.resourceVersion };
       },
-      onFatal: (error) => tracker.fail(apiFailure(watchError(error), "watch the build pod", connection.server)),
+      onFatal: (error) =>
+        tracker.fail(apiFailure(watchError(error), "watch the build pod", connection.server)),
       onRetry: (message) => reporter.debug(message),
     });
     watches.push(podWatch);
@@ -289,7 +330,12 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
         let files = 0;
         let bytes = 0;
         const result = await uploadContext(
-          { kubeConfig: connection.kubeConfig, namespace, pod: podName, container: CONTEXT_CONTAINER },
+          {
+            kubeConfig: connection.kubeConfig,
+            namespace,
+            pod: podName,
+            container: CONTEXT_CONTAINER,
+          },
           () =>
             tarContext(contextPlan, {
               onProgress: (progress) => {
@@ -314,7 +360,9 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
         reporter.info(
           `Sent context: ${contextPlan.files.toLocaleString("en-US")} files, ${formatBytes(contextPlan.bytes)} (${formatBytes(result.sentBytes)} compressed) in ${seconds.toFixed(1)} s, ${formatBytes(contextPlan.bytes / seconds)}/s`,
         );
-        await tracker.until(() => Boolean(tracker.terminated(CONTEXT_CONTAINER)) || tracker.deleting);
+        await tracker.until(
+          () => Boolean(tracker.terminated(CONTEXT_CONTAINER)) || tracker.deleting,
+        );
         const receiver = tracker.terminated(CONTEXT_CONTAINER);
         if (!receiver || receiver.exitCode !== 0) {
           const tail = await readLogTail(CONTEXT_CONTAINER);
@@ -349,7 +397,9 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
           if (warning) reporter.warn(warning);
         },
         waitForTermination: (ms) =>
-          tracker.until(() => Boolean(tracker.terminated(BUILD_CONTAINER)) || tracker.gone, ms).catch(() => true),
+          tracker
+            .until(() => Boolean(tracker.terminated(BUILD_CONTAINER)) || tracker.gone, ms)
+            .catch(() => true),
         isTerminated: () => Boolean(tracker.terminated(BUILD_CONTAINER)),
         podGone: () => tracker.gone,
         signal: abort.signal,
@@ -372,7 +422,11 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
         );
       }
       const last = logTail.length ? `: ${logTail[logTail.length - 1]}` : "";
-      throw new BuildFailure("build-failed", `the build failed with exit code ${terminated.exitCode}${last}`, [...logTail]);
+      throw new BuildFailure(
+        "build-failed",
+        `the build failed with exit code ${terminated.exitCode}${last}`,
+        [...logTail],
+      );
     }
     const digest = (terminated.message ?? "").trim();
     if (!DIGEST.test(digest)) {
@@ -399,7 +453,9 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
   } catch (error) {
     await cleanup();
     if (abort.signal.aborted) {
-      const what = created.job ? `; deleted Job ${created.job}${created.secrets.length ? " and its Secrets" : ""}` : "";
+      const what = created.job
+        ? `; deleted Job ${created.job}${created.secrets.length ? " and its Secrets" : ""}`
+        : "";
       throw new BuildFailure("cancelled", `the build was cancelled${spec.keepJob ? "" : what}`);
     }
     throw error;
@@ -426,8 +482,13 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
   async function failFromPod(): Promise<never> {
     if (tracker.failure) throw tracker.failure;
     try {
-      const job = await clients.batch.readNamespacedJob({ name: created.job ?? identity.jobName, namespace });
-      const failed = job.status?.conditions?.find((condition) => condition.type === "Failed" && condition.status === "True");
+      const job = await clients.batch.readNamespacedJob({
+        name: created.job ?? identity.jobName,
+        namespace,
+      });
+      const failed = job.status?.conditions?.find(
+        (condition) => condition.type === "Failed" && condition.status === "True",
+      );
       if (failed?.reason === "DeadlineExceeded") {
         throw new BuildFailure(
           "deadline-exceeded",
@@ -436,7 +497,11 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
         );
       }
       if (failed) {
-        throw new BuildFailure("pod-deleted", `the Job failed: ${failed.reason ?? ""} ${failed.message ?? ""}`.trim(), [...logTail]);
+        throw new BuildFailure(
+          "pod-deleted",
+          `the Job failed: ${failed.reason ?? ""} ${failed.message ?? ""}`.trim(),
+          [...logTail],
+        );
       }
     } catch (error) {
       if (error instanceof BuildFailure) throw error;
@@ -445,7 +510,9 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
     const message = tracker.pod?.status?.message;
     throw new BuildFailure(
       "pod-deleted",
-      reason ? `the build pod ended: ${reason}${message ? `: ${message}` : ""}` : "the build pod was deleted before the build finished",
+      reason
+        ? `the build pod ended: ${reason}${message ? `: ${message}` : ""}`
+        : "the build pod was deleted before the build finished",
       [...logTail],
     );
   }
@@ -453,12 +520,22 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
 
 /** client-node's Watch reports a refused watch as an Error carrying statusCode, not an ApiException. */
 function watchError(error: Error & { statusCode?: number }): unknown {
-  if (error.statusCode === 403) return new BuildFailure("forbidden", `watching pods is forbidden (403); grant the Role in deploy/rbac.yaml`);
-  if (error.statusCode === 401) return new BuildFailure("kubeconfig", "the API server rejected the credentials (401 Unauthorized)");
+  if (error.statusCode === 403)
+    return new BuildFailure(
+      "forbidden",
+      `watching pods is forbidden (403); grant the Role in deploy/rbac.yaml`,
+    );
+  if (error.statusCode === 401)
+    return new BuildFailure(
+      "kubeconfig",
+      "the API server rejected the credentials (401 Unauthorized)",
+    );
   return error;
 }
 
-function roundTimings(timings: Omit<BuildResult["durations"], "totalMs">): Omit<BuildResult["durations"], "totalMs"> {
+function roundTimings(
+  timings: Omit<BuildResult["durations"], "totalMs">,
+): Omit<BuildResult["durations"], "totalMs"> {
   return {
     submitMs: Math.round(timings.submitMs),
     scheduleMs: Math.round(timings.scheduleMs),
@@ -466,12 +543,3 @@ function roundTimings(timings: Omit<BuildResult["durations"], "totalMs">): Omit<
     buildMs: Math.round(timings.buildMs),
   };
 }
-
-export function formatDuration(seconds: number): string {
-  const h = Math.floor(seconds / 3600);
-  const m = Math.floor((seconds % 3600) / 60);
-  const s = seconds % 60;
-  return [h ? `${h}h` : "", m ? `${m}m` : "", s || (!h && !m) ? `${s}s` : ""].join("");
-}
-
-export type { V1Secret };

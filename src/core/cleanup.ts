@@ -46,11 +46,17 @@ export async function deleteBuildObjects(
   if (objects.job) {
     const name = objects.job;
     attempt(`Job ${name}`, () =>
-      clients.batch.deleteNamespacedJob({ name, namespace: objects.namespace, propagationPolicy: "Background" }),
+      clients.batch.deleteNamespacedJob({
+        name,
+        namespace: objects.namespace,
+        propagationPolicy: "Background",
+      }),
     );
   }
   for (const name of objects.secrets) {
-    attempt(`Secret ${name}`, () => clients.core.deleteNamespacedSecret({ name, namespace: objects.namespace }));
+    attempt(`Secret ${name}`, () =>
+      clients.core.deleteNamespacedSecret({ name, namespace: objects.namespace }),
+    );
   }
   const outcome = await withTimeout(Promise.all(tasks), options.timeoutMs ?? 6000);
   if (outcome === "timeout") {

@@ -59,7 +59,14 @@ function loadInCluster(inCluster: NonNullable<ClusterSource["inCluster"]>): Kube
   const host = inCluster.host.includes(":") ? `[${inCluster.host}]` : inCluster.host;
   const kc = new KubeConfig();
   kc.loadFromOptions({
-    clusters: [{ name: "in-cluster", server: `https://${host}:${inCluster.port}`, caFile, skipTLSVerify: false }],
+    clusters: [
+      {
+        name: "in-cluster",
+        server: `https://${host}:${inCluster.port}`,
+        caFile,
+        skipTLSVerify: false,
+      },
+    ],
     users: [{ name: "in-cluster", authProvider: { name: "tokenFile", config: { tokenFile } } }],
     contexts: [{ name: "in-cluster", cluster: "in-cluster", user: "in-cluster" }],
     currentContext: "in-cluster",
@@ -106,7 +113,9 @@ export function connect(source: ClusterSource): ClusterConnection {
   if (source.context !== undefined) {
     if (!contexts.includes(source.context)) {
       const available = contexts.length > 0 ? contexts.join(", ") : "none";
-      throw kubeconfigFailure(`context "${source.context}" not found; available contexts: ${available}`);
+      throw kubeconfigFailure(
+        `context "${source.context}" not found; available contexts: ${available}`,
+      );
     }
     kc.setCurrentContext(source.context);
   }
@@ -114,7 +123,9 @@ export function connect(source: ClusterSource): ClusterConnection {
   const context = kc.getContextObject(contextName);
   if (!contextName || !context) {
     const available = contexts.length > 0 ? contexts.join(", ") : "none";
-    throw kubeconfigFailure(`no current context; choose one with kube-context (available: ${available})`);
+    throw kubeconfigFailure(
+      `no current context; choose one with kube-context (available: ${available})`,
+    );
   }
   const cluster = kc.getCurrentCluster();
   if (!cluster?.server) {

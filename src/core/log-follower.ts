@@ -10,7 +10,9 @@ import type { LogLine } from "./reporter.js";
 
 /** RFC3339(Nano) → nanoseconds since the epoch; kubelet trims trailing zeros, so strings do not sort. */
 export function timestampNanos(timestamp: string): bigint | undefined {
-  const match = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(timestamp);
+  const match = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$/.exec(
+    timestamp,
+  );
   if (!match) return undefined;
   const seconds = Date.parse(`${match[1]}${match[3]}`);
   if (Number.isNaN(seconds)) return undefined;
@@ -162,7 +164,11 @@ export async function followLog(options: FollowLogOptions): Promise<void> {
         if (failures > 20) return;
         // 400 "waiting to start" or a dropped connection: wait briefly and resume from the last line.
         if (status?.code !== 400) {
-          const reason = status ? `${status.code}` : outcome.error instanceof Error ? outcome.error.message : "error";
+          const reason = status
+            ? `${status.code}`
+            : outcome.error instanceof Error
+              ? outcome.error.message
+              : "error";
           options.onRetry?.(`log stream of ${options.container} interrupted (${reason}); resuming`);
         }
         await sleep(Math.min(200 * failures, 2000), options.signal);

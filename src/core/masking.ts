@@ -16,13 +16,18 @@ export function kubeconfigSecrets(content: string): string[] {
 
 export function secretsOf(spec: BuildSpec): string[] {
   const values: string[] = [];
-  if (spec.cluster.kubeconfigContent) values.push(...kubeconfigSecrets(spec.cluster.kubeconfigContent));
+  if (spec.cluster.kubeconfigContent)
+    values.push(...kubeconfigSecrets(spec.cluster.kubeconfigContent));
   if (spec.registryAuth?.kind === "basic") {
     values.push(spec.registryAuth.password);
-    values.push(Buffer.from(`${spec.registryAuth.username}:${spec.registryAuth.password}`).toString("base64"));
+    values.push(
+      Buffer.from(`${spec.registryAuth.username}:${spec.registryAuth.password}`).toString("base64"),
+    );
   }
   if (spec.registryAuth?.kind === "docker-config-json") {
-    for (const match of spec.registryAuth.json.matchAll(/"(?:auth|password|identitytoken|registrytoken)"\s*:\s*"([^"]+)"/g)) {
+    for (const match of spec.registryAuth.json.matchAll(
+      /"(?:auth|password|identitytoken|registrytoken)"\s*:\s*"([^"]+)"/g,
+    )) {
       values.push(match[1]);
     }
   }

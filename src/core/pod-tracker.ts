@@ -3,7 +3,12 @@
  * container states, Pending problems (image pull, scheduling, mounts, container config) and when
  * a problem has lasted long enough to fail the build. Fed by the pod and event watches; no I/O.
  */
-import type { CoreV1Event, V1ContainerStatus, V1ContainerStateTerminated, V1Pod } from "@kubernetes/client-node";
+import type {
+  CoreV1Event,
+  V1ContainerStatus,
+  V1ContainerStateTerminated,
+  V1Pod,
+} from "@kubernetes/client-node";
 import { BuildFailure, type FailureKind } from "./errors.js";
 
 export interface PendingProblem {
@@ -49,7 +54,8 @@ export function podProblems(pod: V1Pod): PendingProblem[] {
           kind: "image-pull",
           key: `image-pull:${status.name}`,
           message: `image "${status.image}" for ${where} cannot be pulled: ${waiting.message ?? waiting.reason}`,
-          immediate: waiting.reason === "InvalidImageName" || IMAGE_NOT_FOUND.test(waiting.message ?? ""),
+          immediate:
+            waiting.reason === "InvalidImageName" || IMAGE_NOT_FOUND.test(waiting.message ?? ""),
         });
         break;
       case "CreateContainerConfigError":
@@ -76,7 +82,12 @@ export function eventProblem(event: CoreV1Event): PendingProblem | undefined {
   switch (event.reason) {
     case "FailedMount":
     case "FailedAttachVolume":
-      return { kind: "mount", key: "mount", message: `a volume cannot be mounted: ${message}`, immediate: false };
+      return {
+        kind: "mount",
+        key: "mount",
+        message: `a volume cannot be mounted: ${message}`,
+        immediate: false,
+      };
     case "Failed":
       if (/^Failed to pull image/.test(message)) {
         const container = /\{(.+)\}/.exec(event.involvedObject?.fieldPath ?? "")?.[1] ?? "build";
@@ -109,7 +120,10 @@ export class PodTracker {
   gone = false;
   failure: BuildFailure | undefined;
   private scaleUpTriggered = false;
-  private readonly problems = new Map<string, { problem: PendingProblem; since: number; timer?: NodeJS.Timeout }>();
+  private readonly problems = new Map<
+    string,
+    { problem: PendingProblem; since: number; timer?: NodeJS.Timeout }
+  >();
   private readonly reported = new Set<string>();
   private readonly waiters = new Set<Waiter>();
   private readonly now: () => number;
@@ -119,7 +133,8 @@ export class PodTracker {
   }
 
   podUpdated(pod: V1Pod, deleted = false): void {
-    if (this.pod?.metadata?.uid && pod.metadata?.uid && pod.metadata.uid !== this.pod.metadata.uid) return;
+    if (this.pod?.metadata?.uid && pod.metadata?.uid && pod.metadata.uid !== this.pod.metadata.uid)
+      return;
     this.pod = pod;
     if (pod.metadata?.deletionTimestamp) this.deleting = true;
     if (deleted) {
@@ -150,7 +165,10 @@ export class PodTracker {
       const existing = this.problems.get(problem.key);
       if (existing && problem.kind === "image-pull") {
         // The event names the registry's answer; keep the first-seen time.
-        existing.problem = { ...problem, immediate: problem.immediate || existing.problem.immediate };
+        existing.problem = {
+          ...problem,
+          immediate: problem.immediate || existing.problem.immediate,
+        };
         if (existing.problem.immediate) this.fail(existing.problem);
       } else {
         this.noteProblem(problem);
@@ -242,7 +260,10 @@ export class PodTracker {
       existing.problem = problem;
       return;
     }
-    const entry: { problem: PendingProblem; since: number; timer?: NodeJS.Timeout } = { problem, since: this.now() };
+    const entry: { problem: PendingProblem; since: number; timer?: NodeJS.Timeout } = {
+      problem,
+      since: this.now(),
+    };
     this.problems.set(problem.key, entry);
     this.armTimer(problem.key);
   }

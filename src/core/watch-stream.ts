@@ -97,7 +97,9 @@ export class WatchStream<T extends KubeObject> {
   }
 
   private fatal(error: unknown): boolean {
-    const status = (error as { statusCode?: number; code?: number }).statusCode ?? (error as { code?: number }).code;
+    const status =
+      (error as { statusCode?: number; code?: number }).statusCode ??
+      (error as { code?: number }).code;
     if (status === 401 || status === 403 || status === 404) {
       this.stopped = true;
       this.options.onFatal(error as Error & { statusCode?: number });
@@ -115,7 +117,9 @@ export class WatchStream<T extends KubeObject> {
     }
     const delay = Math.min(250 * 2 ** (this.consecutiveFailures - 1), 8000);
     const message = error instanceof Error ? error.message : String(error);
-    this.options.onRetry?.(`watch of ${this.options.path} failed (${message}); retrying in ${delay} ms`);
+    this.options.onRetry?.(
+      `watch of ${this.options.path} failed (${message}); retrying in ${delay} ms`,
+    );
     await sleep(delay);
   }
 
@@ -146,9 +150,11 @@ export class WatchStream<T extends KubeObject> {
             const item = object as T;
             const version = item.metadata?.resourceVersion;
             if (version) this.resourceVersion = version;
-            if (type === "ADDED" || type === "MODIFIED" || type === "DELETED") this.options.onEvent(type, item);
+            if (type === "ADDED" || type === "MODIFIED" || type === "DELETED")
+              this.options.onEvent(type, item);
           },
-          (error: unknown) => resolve({ error: gone ? undefined : error ?? undefined, gone, receivedAny }),
+          (error: unknown) =>
+            resolve({ error: gone ? undefined : (error ?? undefined), gone, receivedAny }),
         )
         .then((controller) => {
           this.current = controller;

@@ -8,7 +8,12 @@ import { secretsOf } from "../core/masking.js";
 import { parseBuildSpec, INPUT_NAMES, type RawInputs } from "../core/spec.js";
 import type { BuildResult } from "../core/types.js";
 import { parseEnvironment, runId } from "./environment.js";
-import { cleanUpPreview, planPreview, readPreviewInputs, reportPreviewBuild } from "./preview-flow.js";
+import {
+  cleanUpPreview,
+  planPreview,
+  readPreviewInputs,
+  reportPreviewBuild,
+} from "./preview-flow.js";
 import { createGitHubReporter } from "./reporter.js";
 import { STATE_OBJECTS, saveObjects } from "./state.js";
 import { writeStepSummary } from "./summary.js";
@@ -28,7 +33,8 @@ export function readRawInputs(): RawInputs {
     const value = raw[name as keyof RawInputs];
     if (value) {
       core.setSecret(value);
-      for (const line of value.split(/\r?\n/)) if (line.trim().length >= 4) core.setSecret(line.trim());
+      for (const line of value.split(/\r?\n/))
+        if (line.trim().length >= 4) core.setSecret(line.trim());
     }
   }
   return raw;
@@ -112,7 +118,8 @@ export async function runActionMain(): Promise<void> {
       onCleanedUp: () => core.saveState(STATE_OBJECTS, ""),
     });
     setOutputs(result);
-    const previewCard = plan?.mode === "build" ? await reportPreviewBuild(plan, previewInputs, result) : undefined;
+    const previewCard =
+      plan?.mode === "build" ? await reportPreviewBuild(plan, previewInputs, result) : undefined;
     await writeStepSummary(result, previewCard);
   } catch (error) {
     reportFailure(error);

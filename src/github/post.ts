@@ -14,9 +14,13 @@ export async function runActionPost(): Promise<void> {
     const spec = parseBuildSpec(readRawInputs(), parseEnvironment());
     if (spec.keepJob) return;
     const clients = createClients(connect(spec.cluster).kubeConfig);
-    const deleted = await deleteBuildObjects(clients, objects, { onWarning: (message) => core.warning(message) });
+    const deleted = await deleteBuildObjects(clients, objects, {
+      onWarning: (message) => core.warning(message),
+    });
     if (deleted.length > 0) core.info(`Cleaned up ${deleted.join(", ")} in ${objects.namespace}`);
   } catch (error) {
-    core.warning(`cleanup: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`);
+    core.warning(
+      `cleanup: ${error instanceof Error ? error.message.split("\n")[0] : String(error)}`,
+    );
   }
 }

@@ -40,14 +40,21 @@ function booleanInput(name: string): boolean {
 export function readPreviewInputs(): PreviewInputs {
   const token = core.getInput("github-token");
   if (token) core.setSecret(token);
-  return { enabled: booleanInput("preview"), githubToken: token || undefined, allowForkBuilds: booleanInput("allow-fork-builds") };
+  return {
+    enabled: booleanInput("preview"),
+    githubToken: token || undefined,
+    allowForkBuilds: booleanInput("allow-fork-builds"),
+  };
 }
 
 /** Decides what the run does; with preview off, nothing changes. Tags and labels go into `raw`. */
 export function planPreview(inputs: PreviewInputs, raw: RawInputs): PreviewPlan | undefined {
   if (!inputs.enabled) return undefined;
   const repositories = splitList(raw.tags ?? "", { comma: true });
-  const plan = detectPreviewEvent(github.context, { repositories, allowForkBuilds: inputs.allowForkBuilds });
+  const plan = detectPreviewEvent(github.context, {
+    repositories,
+    allowForkBuilds: inputs.allowForkBuilds,
+  });
   if (plan.mode === "build") {
     raw.tags = plan.tags.join("\n");
     const labels = plan.labels.map((label) => `${label.key}=${label.value}`);
@@ -60,7 +67,9 @@ export function planPreview(inputs: PreviewInputs, raw: RawInputs): PreviewPlan 
 }
 
 function octokitFor(inputs: PreviewInputs): GitHubClient | undefined {
-  return inputs.githubToken ? github.getOctokit(inputs.githubToken, { baseUrl: github.context.apiUrl }) : undefined;
+  return inputs.githubToken
+    ? github.getOctokit(inputs.githubToken, { baseUrl: github.context.apiUrl })
+    : undefined;
 }
 
 function currentRunUrl(): string | undefined {
@@ -99,7 +108,8 @@ export async function reportPreviewBuild(
         renderPreviewComment(card),
       );
       if (outcome.status === "warning") core.warning(outcome.warning);
-      else if (outcome.status !== "absent") core.info(`preview: ${outcome.status} the pull request comment for ${repository}`);
+      else if (outcome.status !== "absent")
+        core.info(`preview: ${outcome.status} the pull request comment for ${repository}`);
     }
   }
   return cards.join("\n\n");

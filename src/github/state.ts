@@ -17,7 +17,9 @@ export function loadObjects(): CreatedObjects | undefined {
     return {
       namespace: value.namespace,
       job: typeof value.job === "string" ? value.job : undefined,
-      secrets: Array.isArray(value.secrets) ? value.secrets.filter((s): s is string => typeof s === "string") : [],
+      secrets: Array.isArray(value.secrets)
+        ? value.secrets.filter((s): s is string => typeof s === "string")
+        : [],
     };
   } catch {
     return undefined;

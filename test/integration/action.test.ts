@@ -28,10 +28,19 @@ const DIGEST = "sha256:8c1c626558915ecba14a9b1f8b20dce4ba869984d4032c592d4dd6c67
 interface Run {
   child: ChildProcess;
   files: { output: string; state: string; summary: string };
-  done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>;
+  done: Promise<{
+    code: number | null;
+    signal: NodeJS.Signals | null;
+    stdout: string;
+    stderr: string;
+  }>;
 }
 
-function startAction(entry: "main" | "post", inputs: Record<string, string>, options: { workspace: string; state?: Record<string, string>; files?: Run["files"] }): Run {
+function startAction(
+  entry: "main" | "post",
+  inputs: Record<string, string>,
+  options: { workspace: string; state?: Record<string, string>; files?: Run["files"] },
+): Run {
   const dir = mkdtempSync(join(tmpdir(), "kib-runner-"));
   const files = options.files ?? {
     output: join(dir, "output"),
@@ -53,14 +62,20 @@ function startAction(entry: "main" | "post", inputs: Record<string, string>, opt
   };
   for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value;
   for (const [name, value] of Object.entries(options.state ?? {})) env[`STATE_${name}`] = value;
-  const child = spawn(process.execPath, [`dist/${entry}.js`], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [`dist/${entry}.js`], {
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let stdout = "";
   let stderr = "";
   child.stdout!.on("data", (chunk) => (stdout += chunk));
   child.stderr!.on("data", (chunk) => (stderr += chunk));
-  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>((resolve) =>
-    child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr })),
-  );
+  const done = new Promise<{
+    code: number | null;
+    signal: NodeJS.Signals | null;
+    stdout: string;
+    stderr: string;
+  }>((resolve) => child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr })));
   return { child, files, done };
 }
 
@@ -110,7 +125,11 @@ async function waitFor(check: () => boolean, ms = 15_000) {
 test("a build through dist/main.js writes digest, image, tags and metadata outputs and a summary", async () => {
   const workspace = makeContext();
   const kubeconfig = Buffer.from(cluster.kubeconfig()).toString("base64");
-  const run = startAction("main", baseInputs({ kubeconfig, "registry-username": "ci", "registry-password": PASSWORD }), { workspace });
+  const run = startAction(
+    "main",
+    baseInputs({ kubeconfig, "registry-username": "ci", "registry-password": PASSWORD }),
+    { workspace },
+  );
   const { code, stdout, stderr } = await run.done;
   expect(stderr).toBe("");
   expect(code).toBe(0);
@@ -119,8 +138,19 @@ test("a build through dist/main.js writes digest, image, tags and metadata outpu
   expect(outputs.image).toBe(`registry.example:5000/acme/web@${DIGEST}`);
   expect(outputs.tags).toBe("registry.example:5000/acme/web:1.0");
   const metadata = JSON.parse(outputs.metadata);
-  expect(metadata).toMatchObject({ builder: "kaniko", digest: DIGEST, namespace: "ci-builds", context: { files: 4 } });
-  expect(Object.keys(metadata.durations)).toEqual(["submitMs", "scheduleMs", "uploadMs", "buildMs", "totalMs"]);
+  expect(metadata).toMatchObject({
+    builder: "kaniko",
+    digest: DIGEST,
+    namespace: "ci-builds",
+    context: { files: 4 },
+  });
+  expect(Object.keys(metadata.durations)).toEqual([
+    "submitMs",
+    "scheduleMs",
+    "uploadMs",
+    "buildMs",
+    "totalMs",
+  ]);
   expect(readFileSync(run.files.summary, "utf8")).toContain(DIGEST);
   expect(stdout).toMatch(/::group::Upload context/);
   expect(stdout).toMatch(/Sent context: 4 files/);
@@ -137,9 +167,13 @@ test("a build through dist/main.js writes digest, image, tags and metadata outpu
 });
 
 test("dry-run prints the Job and a redacted Secret and creates nothing", async () => {
-  const run = startAction("main", baseInputs({ "dry-run": "true", "registry-username": "ci", "registry-password": PASSWORD }), {
-    workspace: makeContext(),
-  });
+  const run = startAction(
+    "main",
+    baseInputs({ "dry-run": "true", "registry-username": "ci", "registry-password": PASSWORD }),
+    {
+      workspace: makeContext(),
+    },
+  );
   const { code, stdout } = await run.done;
   expect(code).toBe(0);
   expect(stdout).toMatch(/kind: Job/);
@@ -158,7 +192,9 @@ test.each([
   [{ resources: "limits: { memory: lots }" }, /input "resources"/],
   [{ kubeconfig: "not base64 and not yaml: [" }, /input "kubeconfig"/],
 ])("bad input %o → one error line, nothing created", async (bad, message) => {
-  const run = startAction("main", baseInputs(bad as Record<string, string>), { workspace: makeContext() });
+  const run = startAction("main", baseInputs(bad as Record<string, string>), {
+    workspace: makeContext(),
+  });
   const { code, stdout } = await run.done;
   expect(code).toBe(1);
   const errors = stdout.split("\n").filter((line) => line.startsWith("::error::"));
@@ -171,16 +207,24 @@ test.each([
 
 test("SIGINT mid-build deletes the Job and its Secret within 7 s", async () => {
   cluster.useScenario("kaniko-deadline");
-  const run = startAction("main", baseInputs({ "registry-username": "ci", "registry-password": PASSWORD }), {
-    workspace: makeContext(),
-  });
-  await waitFor(() => cluster.objects("pods", "ci-builds").some((pod) => pod.status?.phase === "Running"));
+  const run = startAction(
+    "main",
+    baseInputs({ "registry-username": "ci", "registry-password": PASSWORD }),
+    {
+      workspace: makeContext(),
+    },
+  );
+  await waitFor(() =>
+    cluster.objects("pods", "ci-builds").some((pod) => pod.status?.phase === "Running"),
+  );
   const sentAt = Date.now();
   run.child.kill("SIGINT");
   const { code, stdout } = await run.done;
   expect(Date.now() - sentAt).toBeLessThan(7000);
   expect(code).not.toBe(0);
-  expect(stdout).toMatch(/::error::k8s-image-build failed: the build was cancelled; deleted Job kib-/);
+  expect(stdout).toMatch(
+    /::error::k8s-image-build failed: the build was cancelled; deleted Job kib-/,
+  );
   expect(await waitForEmpty()).toBe(0);
   expect(readFileCommands(run.files.state).objects).toBe("");
 });
@@ -190,12 +234,17 @@ test("main killed outright → the post step deletes what the saved state names"
   const workspace = makeContext();
   const inputs = baseInputs({ "registry-username": "ci", "registry-password": PASSWORD });
   const run = startAction("main", inputs, { workspace });
-  await waitFor(() => cluster.objects("pods", "ci-builds").some((pod) => pod.status?.phase === "Running"));
+  await waitFor(() =>
+    cluster.objects("pods", "ci-builds").some((pod) => pod.status?.phase === "Running"),
+  );
   run.child.kill("SIGKILL");
   await run.done;
   expect(cluster.objects("jobs", "ci-builds")).toHaveLength(1);
   const state = readFileCommands(run.files.state);
-  expect(JSON.parse(state.objects)).toMatchObject({ namespace: "ci-builds", job: expect.stringMatching(/^kib-/) });
+  expect(JSON.parse(state.objects)).toMatchObject({
+    namespace: "ci-builds",
+    job: expect.stringMatching(/^kib-/),
+  });
   const post = startAction("post", inputs, { workspace, state });
   const result = await post.done;
   expect(result.code).toBe(0);

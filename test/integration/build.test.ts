@@ -98,7 +98,10 @@ describe("a successful Kaniko build", () => {
     expect(statSync(join(received, "src/main.sh")).mode & 0o111).not.toBe(0);
     expect(readFileSync(join(received, "app.txt"), "utf8")).toBe("hello from the build context\n");
 
-    const recorded = readFileSync("test/support/recordings/kaniko-success-cold/log-build.txt", "utf8")
+    const recorded = readFileSync(
+      "test/support/recordings/kaniko-success-cold/log-build.txt",
+      "utf8",
+    )
       .split("\n")
       .filter(Boolean)
       .map((line) => line.slice(line.indexOf(" ") + 1));
@@ -129,7 +132,9 @@ describe("a successful Kaniko build", () => {
       ]),
     );
     // keep-job leaves it; clean up by hand for the next tests.
-    await fetchDelete(`/apis/batch/v1/namespaces/ci-builds/jobs/${result.job}?propagationPolicy=Background`);
+    await fetchDelete(
+      `/apis/batch/v1/namespaces/ci-builds/jobs/${result.job}?propagationPolicy=Background`,
+    );
     await waitForEmpty();
   });
 
@@ -141,12 +146,17 @@ describe("a successful Kaniko build", () => {
     const result = await build(specFor(context), { reporter, runId: "test" });
     expect(result.digest).toBe(DIGEST);
     const texts = reporter.buildLines.map((line) => line.text);
-    const recorded = readFileSync("test/support/recordings/kaniko-success-cold/log-build.txt", "utf8")
+    const recorded = readFileSync(
+      "test/support/recordings/kaniko-success-cold/log-build.txt",
+      "utf8",
+    )
       .split("\n")
       .filter(Boolean)
       .map((line) => line.slice(line.indexOf(" ") + 1));
     expect(texts).toEqual(recorded);
-    const watches = cluster.requests.filter((r) => r.stream === "watch" && r.path.endsWith("/pods"));
+    const watches = cluster.requests.filter(
+      (r) => r.stream === "watch" && r.path.endsWith("/pods"),
+    );
     expect(watches.length).toBeGreaterThanOrEqual(2);
     const logs = cluster.requests.filter((r) => r.stream === "log");
     expect(logs.length).toBeGreaterThanOrEqual(2);
@@ -154,8 +164,19 @@ describe("a successful Kaniko build", () => {
   });
 
   test("429 and 503 answers are retried", async () => {
-    cluster.faults.failRequests({ method: "POST", pathPattern: /\/jobs$/, status: 429, times: 1, retryAfterSeconds: 1 });
-    cluster.faults.failRequests({ method: "DELETE", pathPattern: /\/jobs\//, status: 503, times: 2 });
+    cluster.faults.failRequests({
+      method: "POST",
+      pathPattern: /\/jobs$/,
+      status: 429,
+      times: 1,
+      retryAfterSeconds: 1,
+    });
+    cluster.faults.failRequests({
+      method: "DELETE",
+      pathPattern: /\/jobs\//,
+      status: 503,
+      times: 2,
+    });
     const reporter = recordingReporter();
     const result = await build(specFor(makeContext()), { reporter, runId: "test" });
     expect(result.digest).toBe(DIGEST);
@@ -165,7 +186,9 @@ describe("a successful Kaniko build", () => {
 
   test("request count of one build", async () => {
     await build(specFor(makeContext()), { reporter: recordingReporter(), runId: "test" });
-    const summary = cluster.requests.map((r) => `${r.method} ${r.path}${r.stream ? ` (${r.stream})` : ""}`);
+    const summary = cluster.requests.map(
+      (r) => `${r.method} ${r.path}${r.stream ? ` (${r.stream})` : ""}`,
+    );
     // Without registry credentials: namespace, Job, pod watch, event watch, attach, log, delete.
     expect(summary.length).toBeLessThanOrEqual(9);
     await waitForEmpty();
@@ -188,7 +211,11 @@ describe("failures are one line and leave nothing", () => {
     ["kaniko-image-pull-fails", "image-pull", /cannot be pulled|Failed to pull image/],
     ["kaniko-unschedulable", "unschedulable", /cannot be scheduled: 0\/1 nodes are available/],
     ["kaniko-oomkilled", "oom-killed", /ran out of memory \(OOMKilled/],
-    ["kaniko-run-fails", "build-failed", /the build failed with exit code 3: error building image: .*exit status 3/],
+    [
+      "kaniko-run-fails",
+      "build-failed",
+      /the build failed with exit code 3: error building image: .*exit status 3/,
+    ],
   ])("%s → %s", async (scenario, kind, message) => {
     cluster.useScenario(scenario);
     const { error } = await buildFails(specFor(makeContext()));
@@ -220,9 +247,9 @@ describe("failures are one line and leave nothing", () => {
     // A symlink out of the context is refused before anything is created.
     addSymlink(context, "escape", "/etc/passwd");
     cluster.resetRequests();
-    await expect(build(specFor(context), { reporter: recordingReporter(), runId: "test" })).rejects.toThrow(
-      /input "context": .*escape.*outside the context/,
-    );
+    await expect(
+      build(specFor(context), { reporter: recordingReporter(), runId: "test" }),
+    ).rejects.toThrow(/input "context": .*escape.*outside the context/);
     expect(cluster.requests).toEqual([]);
   });
 
@@ -239,7 +266,9 @@ describe("failures are one line and leave nothing", () => {
     );
     const { error } = await buildFails(spec);
     expect(error.kind).toBe("forbidden");
-    expect(error.message).toMatch(/could not create Job .*forbidden.*cannot create resource "jobs"/);
+    expect(error.message).toMatch(
+      /could not create Job .*forbidden.*cannot create resource "jobs"/,
+    );
     expect(error.message).not.toContain("\n");
     expect(await waitForEmpty()).toEqual({ jobs: [], pods: [], secrets: [] });
   });
@@ -292,7 +321,10 @@ test("the recordings are in the project", () => {
 
 describe("API requests per build", () => {
   function describeRequests(c: TestCluster) {
-    return c.requests.map((r) => `${r.method} ${r.path.replace(/kib-[a-z0-9-]+/g, "kib-…")}${r.stream ? ` (${r.stream})` : ""}`);
+    return c.requests.map(
+      (r) =>
+        `${r.method} ${r.path.replace(/kib-[a-z0-9-]+/g, "kib-…")}${r.stream ? ` (${r.stream})` : ""}`,
+    );
   }
 
   test("one watch and one log follow drive the build: a pod lifecycle 10× slower makes no more requests", async () => {
@@ -307,7 +339,12 @@ describe("API requests per build", () => {
       const quick = describeRequests(cluster);
 
       const slowSpec = parseBuildSpec(
-        { context: ".", tags: "registry.example:5000/acme/web:1.0", namespace: "ci-builds", kubeconfig: slow.kubeconfig() },
+        {
+          context: ".",
+          tags: "registry.example:5000/acme/web:1.0",
+          namespace: "ci-builds",
+          kubeconfig: slow.kubeconfig(),
+        },
         { workspace: makeContext(), kubeconfigPaths: [] },
       );
       const slowStarted = Date.now();
@@ -326,7 +363,9 @@ describe("API requests per build", () => {
         "GET /api/v1/namespaces/ci-builds/pods/kib-…/log (log)",
         "DELETE /apis/batch/v1/namespaces/ci-builds/jobs/kib-…",
       ]);
-      console.log(`requests per build: ${quick.length} in ${quickMs} ms; ${slowRequests.length} in ${slowMs} ms`);
+      console.log(
+        `requests per build: ${quick.length} in ${quickMs} ms; ${slowRequests.length} in ${slowMs} ms`,
+      );
     } finally {
       await slow.close();
     }
@@ -334,10 +373,13 @@ describe("API requests per build", () => {
 
   test("with registry credentials: the Secret's create, owner patch and delete", async () => {
     cluster.resetRequests();
-    await build(specFor(makeContext(), { "registry-username": "u", "registry-password": "p4ssw0rd" }), {
-      reporter: recordingReporter(),
-      runId: "test",
-    });
+    await build(
+      specFor(makeContext(), { "registry-username": "u", "registry-password": "p4ssw0rd" }),
+      {
+        reporter: recordingReporter(),
+        runId: "test",
+      },
+    );
     const secretCalls = describeRequests(cluster).filter((r) => r.includes("/secrets"));
     expect(secretCalls).toEqual([
       "POST /api/v1/namespaces/ci-builds/secrets",

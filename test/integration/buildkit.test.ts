@@ -11,9 +11,10 @@ import { startTestCluster, type TestCluster } from "../support/cluster.js";
 import { makeContext, recordingReporter } from "./helpers.js";
 
 /** The digest the recorded build wrote to its termination message. */
-const RECORDED_DIGEST = readFileSync("test/support/recordings/buildkit-rootless-success-cold/pod-watch.jsonl", "utf8").match(
-  /"message":"(sha256:[0-9a-f]{64})/,
-)?.[1];
+const RECORDED_DIGEST = readFileSync(
+  "test/support/recordings/buildkit-rootless-success-cold/pod-watch.jsonl",
+  "utf8",
+).match(/"message":"(sha256:[0-9a-f]{64})/)?.[1];
 
 let cluster: TestCluster;
 let cluster130: TestCluster;
@@ -54,7 +55,8 @@ function spec(c: TestCluster, inputs: RawInputs = {}) {
 
 async function waitForEmpty(c: TestCluster, namespace = "ci-builds") {
   const until = Date.now() + 5000;
-  const count = () => ["jobs", "pods", "secrets"].reduce((n, r) => n + c.objects(r as "jobs", namespace).length, 0);
+  const count = () =>
+    ["jobs", "pods", "secrets"].reduce((n, r) => n + c.objects(r as "jobs", namespace).length, 0);
   while (count() > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
   return count();
 }
@@ -82,12 +84,20 @@ test("the rendered pod is the rootless pod that ran on the real cluster, every i
   });
   expect(container.securityContext.allowPrivilegeEscalation).toBeUndefined();
   // 1.26: AppArmor through the annotation (the field arrived in 1.30).
-  expect(pod.metadata.annotations["container.apparmor.security.beta.kubernetes.io/build"]).toBe("unconfined");
+  expect(pod.metadata.annotations["container.apparmor.security.beta.kubernetes.io/build"]).toBe(
+    "unconfined",
+  );
   expect(container.env).toEqual(
     expect.arrayContaining([{ name: "BUILDKITD_FLAGS", value: "--oci-worker-no-process-sandbox" }]),
   );
   const mounts = container.volumeMounts.map((m: { mountPath: string }) => m.mountPath);
-  expect(mounts).toEqual(expect.arrayContaining(["/workspace", "/home/user/.local/share/buildkit", "/home/user/.docker"]));
+  expect(mounts).toEqual(
+    expect.arrayContaining([
+      "/workspace",
+      "/home/user/.local/share/buildkit",
+      "/home/user/.docker",
+    ]),
+  );
   const args: string[] = container.args;
   expect(args).toEqual(
     expect.arrayContaining([
@@ -98,7 +108,10 @@ test("the rendered pod is the rootless pod that ran on the real cluster, every i
       "platform=linux/amd64,linux/arm64",
       "type=registry,ref=registry.example:5000/acme/api/cache:buildcache",
       "type=registry,ref=registry.example:5000/acme/api/cache:buildcache,mode=max,ignore-error=true",
-      '"name=registry.example:5000/acme/api:1.0,registry.example:5000/acme/api:latest",push=true'.replace(/^/, "type=image,"),
+      '"name=registry.example:5000/acme/api:1.0,registry.example:5000/acme/api:latest",push=true'.replace(
+        /^/,
+        "type=image,",
+      ),
     ]),
   );
   await fetchCleanup(cluster, result.job);
@@ -108,8 +121,14 @@ test("on a 1.30 server AppArmor is the appArmorProfile field, and the build succ
   const reporter = recordingReporter();
   const result = await build(spec(cluster130, { "keep-job": "true" }), { reporter, runId: "bk" });
   const job = cluster130.objects("jobs", "ci-builds").find((j) => j.metadata.name === result.job);
-  expect(job.spec.template.spec.containers[0].securityContext.appArmorProfile).toEqual({ type: "Unconfined" });
-  expect(job.spec.template.metadata.annotations?.["container.apparmor.security.beta.kubernetes.io/build"]).toBeUndefined();
+  expect(job.spec.template.spec.containers[0].securityContext.appArmorProfile).toEqual({
+    type: "Unconfined",
+  });
+  expect(
+    job.spec.template.metadata.annotations?.[
+      "container.apparmor.security.beta.kubernetes.io/build"
+    ],
+  ).toBeUndefined();
   await fetchCleanup(cluster130, result.job);
   expect(result.digest).toBe(RECORDED_DIGEST);
   expect(result.builder).toBe("buildkit");
@@ -137,14 +156,22 @@ test("a build secret never appears in the Job, the logs or any output", async ()
   const value = "npm-token-0123456789-secret";
   const reporter = recordingReporter();
   const observed: string[] = [];
-  const result = await build(spec(cluster, { secrets: `npmrc=//registry.npmjs.org/:_authToken=${value}`, "keep-job": "true" }), {
-    reporter,
-    runId: "bk",
-  });
+  const result = await build(
+    spec(cluster, {
+      secrets: `npmrc=//registry.npmjs.org/:_authToken=${value}`,
+      "keep-job": "true",
+    }),
+    {
+      reporter,
+      runId: "bk",
+    },
+  );
   const job = cluster.objects("jobs", "ci-builds").find((j) => j.metadata.name === result.job);
   observed.push(JSON.stringify(job), reporter.lines.join("\n"), JSON.stringify(result));
   for (const text of observed) expect(text).not.toContain(value);
-  const secret = cluster.objects("secrets", "ci-builds").find((s) => s.metadata.name === `${result.job}-secrets`);
+  const secret = cluster
+    .objects("secrets", "ci-builds")
+    .find((s) => s.metadata.name === `${result.job}-secrets`);
   expect(Buffer.from(secret.data.npmrc, "base64").toString()).toContain(value);
   expect(secret.metadata.ownerReferences[0]).toMatchObject({ kind: "Job", name: result.job });
   expect(job.spec.template.spec.containers[0].args).toEqual(
@@ -157,15 +184,22 @@ test("a build secret never appears in the Job, the logs or any output", async ()
 
 test("a failing RUN carries BuildKit's last lines", async () => {
   cluster.useScenario("buildkit-rootless-run-fails");
-  await expect(build(spec(cluster), { reporter: recordingReporter(), runId: "bk" })).rejects.toMatchObject({
+  await expect(
+    build(spec(cluster), { reporter: recordingReporter(), runId: "bk" }),
+  ).rejects.toMatchObject({
     kind: "build-failed",
-    message: expect.stringMatching(/exit code 1: error: failed to solve: process .* did not complete successfully: exit code: 3/),
+    message: expect.stringMatching(
+      /exit code 1: error: failed to solve: process .* did not complete successfully: exit code: 3/,
+    ),
   });
   expect(await waitForEmpty(cluster)).toBe(0);
 });
 
 test("a cache export that fails still succeeds, with a warning", async () => {
-  const recorded = readFileSync("test/support/recordings/buildkit-rootless-success-cold/log-build.txt", "utf8")
+  const recorded = readFileSync(
+    "test/support/recordings/buildkit-rootless-success-cold/log-build.txt",
+    "utf8",
+  )
     .split("\n")
     .filter(Boolean)
     .map((line) => line.slice(line.indexOf(" ") + 1));
@@ -177,7 +211,9 @@ test("a cache export that fails still succeeds, with a warning", async () => {
     " > exporting content cache:",
     "------",
   ];
-  cluster.useScenario("buildkit-rootless-success-cold", { buildLog: [...recorded, ...failingExport] });
+  cluster.useScenario("buildkit-rootless-success-cold", {
+    buildLog: [...recorded, ...failingExport],
+  });
   const reporter = recordingReporter();
   const result = await build(spec(cluster), { reporter, runId: "bk" });
   expect(result.digest).toBe(RECORDED_DIGEST);
@@ -186,26 +222,31 @@ test("a cache export that fails still succeeds, with a warning", async () => {
 });
 
 test("the Pod Security preflight refuses a restricted namespace before anything is created", async () => {
-  const error = await build(spec(cluster, { namespace: "locked" }), { reporter: recordingReporter(), runId: "bk" }).catch(
-    (e: unknown) => e as BuildFailure,
-  );
+  const error = await build(spec(cluster, { namespace: "locked" }), {
+    reporter: recordingReporter(),
+    runId: "bk",
+  }).catch((e: unknown) => e as BuildFailure);
   expect(error).toBeInstanceOf(BuildFailure);
   expect((error as BuildFailure).kind).toBe("pod-security");
   expect((error as BuildFailure).message).toMatch(/locked.*restricted.*privileged/);
   expect((error as BuildFailure).message).not.toContain("\n");
   expect(cluster.requests.filter((r) => r.method !== "GET")).toEqual([]);
   // A baseline namespace admits Kaniko: the message offers it.
-  const baseline = await build(spec(cluster, { namespace: "base" }), { reporter: recordingReporter(), runId: "bk" }).catch(
-    (e: unknown) => e as BuildFailure,
-  );
+  const baseline = await build(spec(cluster, { namespace: "base" }), {
+    reporter: recordingReporter(),
+    runId: "bk",
+  }).catch((e: unknown) => e as BuildFailure);
   expect((baseline as BuildFailure).message).toMatch(/builder: kaniko/);
 });
 
 async function fetchCleanup(c: TestCluster, job: string) {
   const { Agent, fetch } = await import("undici");
-  await fetch(`${c.url}/apis/batch/v1/namespaces/ci-builds/jobs/${job}?propagationPolicy=Background`, {
-    method: "DELETE",
-    headers: { authorization: `Bearer ${c.token}` },
-    dispatcher: new Agent({ connect: { ca: c.caPem } }),
-  });
+  await fetch(
+    `${c.url}/apis/batch/v1/namespaces/ci-builds/jobs/${job}?propagationPolicy=Background`,
+    {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${c.token}` },
+      dispatcher: new Agent({ connect: { ca: c.caPem } }),
+    },
+  );
 }

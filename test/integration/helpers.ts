@@ -8,7 +8,8 @@ import type { LogLine, Reporter, UploadProgress } from "../../src/core/reporter.
 export function makeContext(extra: Record<string, string> = {}): string {
   const dir = mkdtempSync(join(tmpdir(), "kib-context-"));
   const files: Record<string, string> = {
-    Dockerfile: 'FROM busybox\nCOPY app.txt /app/app.txt\nRUN echo "built at step 2" > /app/built.txt && ls -la /app\n',
+    Dockerfile:
+      'FROM busybox\nCOPY app.txt /app/app.txt\nRUN echo "built at step 2" > /app/built.txt && ls -la /app\n',
     "app.txt": "hello from the build context\n",
     ".dockerignore": "secret.env\n*.log\n",
     "secret.env": "TOKEN=do-not-send\n",

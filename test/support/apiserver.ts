@@ -11,7 +11,14 @@ import { applyPatch } from "./patch.js";
 import { fieldSelector, labelSelector } from "./selectors.js";
 import * as S from "./status.js";
 import { ApiError } from "./status.js";
-import { apiVersionOf, clone, RESOURCES, type Resource, type Store, type StoreEvent } from "./store.js";
+import {
+  apiVersionOf,
+  clone,
+  RESOURCES,
+  type Resource,
+  type Store,
+  type StoreEvent,
+} from "./store.js";
 import { applyFieldValidation, decodeSecretData, validateCreate } from "./validation.js";
 import { loadRecording } from "./recordings.js";
 
@@ -32,7 +39,13 @@ export interface ForbidRule {
 export interface Faults {
   dropWatch: Array<{ resource: string; afterEvents: number }>;
   dropLog: Array<{ afterLines: number }>;
-  fail: Array<{ method?: string; pathPattern: RegExp; status: 429 | 500 | 503; times: number; retryAfterSeconds?: number }>;
+  fail: Array<{
+    method?: string;
+    pathPattern: RegExp;
+    status: 429 | 500 | 503;
+    times: number;
+    retryAfterSeconds?: number;
+  }>;
 }
 
 export interface ApiServerOptions {
@@ -49,12 +62,19 @@ interface Route {
   subresource?: string;
 }
 
-const GROUP_PATHS: Record<string, Resource[]> = { "/api/v1": ["pods", "secrets", "events", "namespaces"], "/apis/batch/v1": ["jobs"] };
+const GROUP_PATHS: Record<string, Resource[]> = {
+  "/api/v1": ["pods", "secrets", "events", "namespaces"],
+  "/apis/batch/v1": ["jobs"],
+};
 
 export function parseRoute(pathname: string): Route | undefined {
   for (const [prefix, resources] of Object.entries(GROUP_PATHS)) {
     if (!pathname.startsWith(prefix + "/")) continue;
-    const parts = pathname.slice(prefix.length + 1).split("/").filter((p) => p).map(decodeURIComponent);
+    const parts = pathname
+      .slice(prefix.length + 1)
+      .split("/")
+      .filter((p) => p)
+      .map(decodeURIComponent);
     if (parts[0] === "namespaces" && parts.length >= 3) {
       const resource = parts[2] as Resource;
       if (!resources.includes(resource) || resource === "namespaces") return undefined;
@@ -126,15 +146,31 @@ export class ApiServer {
 
   private record(req: IncomingMessage, status: number, stream?: RequestRecord["stream"]): void {
     const u = new URL(req.url ?? "/", "https://x");
-    const r: RequestRecord = { method: req.method ?? "GET", path: u.pathname, query: u.search.replace(/^\?/, ""), status };
+    const r: RequestRecord = {
+      method: req.method ?? "GET",
+      path: u.pathname,
+      query: u.search.replace(/^\?/, ""),
+      status,
+    };
     if (stream) r.stream = stream;
     this.requests.push(r);
   }
 
-  private send(req: IncomingMessage, res: ServerResponse, status: number, body: unknown, headers: Record<string, string | string[]> = {}): void {
+  private send(
+    req: IncomingMessage,
+    res: ServerResponse,
+    status: number,
+    body: unknown,
+    headers: Record<string, string | string[]> = {},
+  ): void {
     this.record(req, status);
     const text = JSON.stringify(body);
-    res.writeHead(status, { "Content-Type": "application/json", "Cache-Control": "no-cache, private", ...headers, "Content-Length": Buffer.byteLength(text) });
+    res.writeHead(status, {
+      "Content-Type": "application/json",
+      "Cache-Control": "no-cache, private",
+      ...headers,
+      "Content-Length": Buffer.byteLength(text),
+    });
     res.end(text);
   }
 
@@ -155,16 +191,32 @@ export class ApiServer {
 
   private authorize(who: { user: string; forbid: ForbidRule[] }, verb: string, route: Route): void {
     const denied = who.forbid.some(
-      (r) => (r.verb === "*" || r.verb === verb) && (r.resource === "*" || r.resource === route.resource) && (r.subresource ?? "") === (route.subresource ?? ""),
+      (r) =>
+        (r.verb === "*" || r.verb === verb) &&
+        (r.resource === "*" || r.resource === route.resource) &&
+        (r.subresource ?? "") === (route.subresource ?? ""),
     );
     if (denied) {
       const info = RESOURCES[route.resource];
-      throw S.forbidden(who.user, verb, route.resource, route.subresource, info.group, route.namespace, route.name);
+      throw S.forbidden(
+        who.user,
+        verb,
+        route.resource,
+        route.subresource,
+        info.group,
+        route.namespace,
+        route.name,
+      );
     }
   }
 
   private injectedFault(req: IncomingMessage, pathname: string): ApiError | undefined {
-    const f = this.faults.fail.find((x) => x.times > 0 && (!x.method || x.method.toUpperCase() === req.method) && (x.pathPattern.test(pathname) || x.pathPattern.test(req.url ?? "")));
+    const f = this.faults.fail.find(
+      (x) =>
+        x.times > 0 &&
+        (!x.method || x.method.toUpperCase() === req.method) &&
+        (x.pathPattern.test(pathname) || x.pathPattern.test(req.url ?? "")),
+    );
     if (!f) return undefined;
     f.times--;
     if (f.status === 429) return S.tooManyRequests(f.retryAfterSeconds ?? 1);
@@ -200,8 +252,15 @@ export class ApiServer {
       if (u.pathname === "/version") {
         const [major, minor] = this.opts.gitVersion.replace(/^v/, "").split(".");
         return this.send(req, res, 200, {
-          major, minor, gitVersion: this.opts.gitVersion, gitCommit: "5c8ec9c1a3e0d7d0cd2d95e2d7b2c1c5e2f0a9b1", gitTreeState: "clean",
-          buildDate: "2022-12-08T19:51:43Z", goVersion: "go1.19.4", compiler: "gc", platform: "linux/amd64",
+          major,
+          minor,
+          gitVersion: this.opts.gitVersion,
+          gitCommit: "5c8ec9c1a3e0d7d0cd2d95e2d7b2c1c5e2f0a9b1",
+          gitTreeState: "clean",
+          buildDate: "2022-12-08T19:51:43Z",
+          goVersion: "go1.19.4",
+          compiler: "gc",
+          platform: "linux/amd64",
         });
       }
       const who = this.authenticate(req);
@@ -216,9 +275,12 @@ export class ApiServer {
       }
       const verb = this.verbOf(req.method ?? "GET", route, q);
       this.authorize(who, verb, route);
-      if (route.resource === "namespaces") return await this.handleNamespaces(req, res, route, verb, q);
-      if (route.subresource === "log" && route.resource === "pods" && verb === "get") return await this.handleLog(req, res, route, q);
-      if (route.subresource) throw S.notFound(route.resource, RESOURCES[route.resource].group, route.name ?? "");
+      if (route.resource === "namespaces")
+        return await this.handleNamespaces(req, res, route, verb, q);
+      if (route.subresource === "log" && route.resource === "pods" && verb === "get")
+        return await this.handleLog(req, res, route, q);
+      if (route.subresource)
+        throw S.notFound(route.resource, RESOURCES[route.resource].group, route.name ?? "");
       switch (verb) {
         case "get":
           return this.handleGet(req, res, route);
@@ -242,7 +304,13 @@ export class ApiServer {
     }
   }
 
-  private async handleNamespaces(req: IncomingMessage, res: ServerResponse, route: Route, verb: string, q: URLSearchParams): Promise<void> {
+  private async handleNamespaces(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: Route,
+    verb: string,
+    q: URLSearchParams,
+  ): Promise<void> {
     if (verb === "get" && route.name) {
       const ns = this.store.get("namespaces", undefined, route.name);
       if (!ns) throw S.notFound("namespaces", "", route.name);
@@ -275,7 +343,12 @@ export class ApiServer {
     }
   }
 
-  private handleList(req: IncomingMessage, res: ServerResponse, route: Route, q: URLSearchParams): void {
+  private handleList(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: Route,
+    q: URLSearchParams,
+  ): void {
     const match = this.matcher(route, q);
     const rv = q.get("resourceVersion");
     if (q.get("resourceVersionMatch") === "Exact") this.checkExpired(rv);
@@ -290,7 +363,9 @@ export class ApiServer {
         throw S.badRequest("continue key is not valid: illegal base64 data at input byte 0");
       }
       if (tok.rv < this.store.compactedRV) {
-        const e = S.expired("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.");
+        const e = S.expired(
+          "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
+        );
         throw e;
       }
       items = items.filter((o) => `${o.metadata.namespace ?? ""}/${o.metadata.name}` > tok.start);
@@ -299,7 +374,12 @@ export class ApiServer {
     const limit = Number(q.get("limit") ?? 0);
     if (limit > 0 && items.length > limit) {
       const last = items[limit - 1]!;
-      meta.continue = Buffer.from(JSON.stringify({ rv: Number(meta.resourceVersion), start: `${last.metadata.namespace ?? ""}/${last.metadata.name}` })).toString("base64");
+      meta.continue = Buffer.from(
+        JSON.stringify({
+          rv: Number(meta.resourceVersion),
+          start: `${last.metadata.namespace ?? ""}/${last.metadata.name}`,
+        }),
+      ).toString("base64");
       meta.remainingItemCount = items.length - limit;
       items = items.slice(0, limit);
     }
@@ -307,14 +387,28 @@ export class ApiServer {
       delete i.kind;
       delete i.apiVersion;
     }
-    this.send(req, res, 200, { kind: `${RESOURCES[route.resource].kind}List`, apiVersion: apiVersionOf(route.resource), metadata: meta, items });
+    this.send(req, res, 200, {
+      kind: `${RESOURCES[route.resource].kind}List`,
+      apiVersion: apiVersionOf(route.resource),
+      metadata: meta,
+      items,
+    });
   }
 
-  private handleWatch(req: IncomingMessage, res: ServerResponse, route: Route, q: URLSearchParams): void {
+  private handleWatch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: Route,
+    q: URLSearchParams,
+  ): void {
     const match = this.matcher(route, q);
     const rv = q.get("resourceVersion");
     this.record(req, 200, "watch");
-    res.writeHead(200, { "Content-Type": "application/json", "Cache-Control": "no-cache, private", "Transfer-Encoding": "chunked" });
+    res.writeHead(200, {
+      "Content-Type": "application/json",
+      "Cache-Control": "no-cache, private",
+      "Transfer-Encoding": "chunked",
+    });
     res.flushHeaders();
     if (rv && rv !== "0" && Number(rv) < this.store.compactedRV) {
       const err = S.expired(`too old resource version: ${rv} (${this.store.compactedRV})`);
@@ -361,7 +455,8 @@ export class ApiServer {
       return;
     }
     if (!rv || rv === "0") {
-      for (const o of this.store.list(route.resource, route.namespace).filter(match)) write("ADDED", o);
+      for (const o of this.store.list(route.resource, route.namespace).filter(match))
+        write("ADDED", o);
     } else {
       for (const e of this.store.history) if (e.rv > Number(rv)) deliver(e);
     }
@@ -371,7 +466,20 @@ export class ApiServer {
     res.on("close", end);
     if (q.get("allowWatchBookmarks") === "true") {
       const info = RESOURCES[route.resource];
-      timers.push(setInterval(() => write("BOOKMARK", { kind: info.kind, apiVersion: apiVersionOf(route.resource), metadata: { resourceVersion: String(this.store.currentRV()), creationTimestamp: null } }), Math.max(200, 60000 * this.opts.timeScale)));
+      timers.push(
+        setInterval(
+          () =>
+            write("BOOKMARK", {
+              kind: info.kind,
+              apiVersion: apiVersionOf(route.resource),
+              metadata: {
+                resourceVersion: String(this.store.currentRV()),
+                creationTimestamp: null,
+              },
+            }),
+          Math.max(200, 60000 * this.opts.timeScale),
+        ),
+      );
     }
     const timeout = Number(q.get("timeoutSeconds") ?? 0);
     if (timeout > 0) timers.push(setTimeout(end, timeout * 1000));
@@ -385,32 +493,57 @@ export class ApiServer {
       return o;
     } catch (e) {
       const kind = RESOURCES[route.resource].kind;
-      throw S.badRequest(`${kind} in version "v1" cannot be handled as a ${kind}: ${(e as Error).message}`);
+      throw S.badRequest(
+        `${kind} in version "v1" cannot be handled as a ${kind}: ${(e as Error).message}`,
+      );
     }
   }
 
   private checkKind(obj: any, route: Route): void {
     const info = RESOURCES[route.resource];
     const want = apiVersionOf(route.resource);
-    if (obj.apiVersion && obj.apiVersion !== want) throw S.badRequest(`the API version in the data (${obj.apiVersion}) does not match the expected API version (${want})`);
-    if (obj.kind && obj.kind !== info.kind) throw S.badRequest(`${obj.kind} in version "${info.version}" cannot be handled as a ${info.kind}: no kind "${obj.kind}" is registered for version "${want}" in scheme "pkg/api/legacyscheme/scheme.go:30"`);
+    if (obj.apiVersion && obj.apiVersion !== want)
+      throw S.badRequest(
+        `the API version in the data (${obj.apiVersion}) does not match the expected API version (${want})`,
+      );
+    if (obj.kind && obj.kind !== info.kind)
+      throw S.badRequest(
+        `${obj.kind} in version "${info.version}" cannot be handled as a ${info.kind}: no kind "${obj.kind}" is registered for version "${want}" in scheme "pkg/api/legacyscheme/scheme.go:30"`,
+      );
   }
 
   private warningHeaders(warnings: string[]): Record<string, string | string[]> {
     return warnings.length ? { Warning: warnings.map((w) => `299 - ${JSON.stringify(w)}`) } : {};
   }
 
-  private async handleCreate(req: IncomingMessage, res: ServerResponse, route: Route, q: URLSearchParams): Promise<void> {
+  private async handleCreate(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: Route,
+    q: URLSearchParams,
+  ): Promise<void> {
     const obj = await this.parseObject(req, route);
     this.checkKind(obj, route);
     const info = RESOURCES[route.resource];
     obj.metadata ??= {};
-    if (obj.metadata.namespace && obj.metadata.namespace !== route.namespace) throw S.badRequest("the namespace of the provided object does not match the namespace sent on the request");
+    if (obj.metadata.namespace && obj.metadata.namespace !== route.namespace)
+      throw S.badRequest(
+        "the namespace of the provided object does not match the namespace sent on the request",
+      );
     if (route.resource === "secrets") decodeSecretData(obj);
     const warnings = applyFieldValidation(route.resource, obj, q.get("fieldValidation"), info.kind);
     this.requireNamespace(route.namespace);
     obj.metadata.namespace = route.namespace;
-    for (const f of ["uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink", "managedFields"]) delete obj.metadata[f];
+    for (const f of [
+      "uid",
+      "resourceVersion",
+      "creationTimestamp",
+      "deletionTimestamp",
+      "deletionGracePeriodSeconds",
+      "selfLink",
+      "managedFields",
+    ])
+      delete obj.metadata[f];
     if (!obj.metadata.name && obj.metadata.generateName) {
       let name: string;
       do name = `${obj.metadata.generateName}${randomSuffix()}`;
@@ -422,7 +555,8 @@ export class ApiServer {
     if (route.resource === "secrets") obj.type ??= "Opaque";
     if (route.resource === "pods" && !obj.spec) obj.spec = {};
     validateCreate(route.resource, obj, info.kind, info.group);
-    if (this.store.get(route.resource, route.namespace, obj.metadata.name)) throw S.alreadyExists(route.resource, info.group, obj.metadata.name);
+    if (this.store.get(route.resource, route.namespace, obj.metadata.name))
+      throw S.alreadyExists(route.resource, info.group, obj.metadata.name);
     if (q.get("dryRun") === "All") {
       obj.kind = info.kind;
       obj.apiVersion = apiVersionOf(route.resource);
@@ -436,18 +570,53 @@ export class ApiServer {
   private immutability(route: Route, before: any, after: any): void {
     const info = RESOURCES[route.resource];
     const errs: S.FieldError[] = [];
-    if (after.metadata?.name !== before.metadata.name) throw S.badRequest(`the name of the object (${after.metadata?.name}) does not match the name on the URL (${before.metadata.name})`);
+    if (after.metadata?.name !== before.metadata.name)
+      throw S.badRequest(
+        `the name of the object (${after.metadata?.name}) does not match the name on the URL (${before.metadata.name})`,
+      );
     if (route.resource === "jobs") {
-      if (JSON.stringify(after.spec?.selector) !== JSON.stringify(before.spec.selector)) errs.push({ type: "FieldValueInvalid", field: "spec.selector", detail: `Invalid value: ${JSON.stringify(after.spec?.selector)}: field is immutable` });
-      if (JSON.stringify(after.spec?.template) !== JSON.stringify(before.spec.template)) errs.push({ type: "FieldValueInvalid", field: "spec.template", detail: `Invalid value: ${JSON.stringify(after.spec?.template)}: field is immutable` });
-      if (after.spec?.completions !== before.spec.completions) errs.push({ type: "FieldValueInvalid", field: "spec.completions", detail: `Invalid value: ${after.spec?.completions}: field is immutable` });
+      if (JSON.stringify(after.spec?.selector) !== JSON.stringify(before.spec.selector))
+        errs.push({
+          type: "FieldValueInvalid",
+          field: "spec.selector",
+          detail: `Invalid value: ${JSON.stringify(after.spec?.selector)}: field is immutable`,
+        });
+      if (JSON.stringify(after.spec?.template) !== JSON.stringify(before.spec.template))
+        errs.push({
+          type: "FieldValueInvalid",
+          field: "spec.template",
+          detail: `Invalid value: ${JSON.stringify(after.spec?.template)}: field is immutable`,
+        });
+      if (after.spec?.completions !== before.spec.completions)
+        errs.push({
+          type: "FieldValueInvalid",
+          field: "spec.completions",
+          detail: `Invalid value: ${after.spec?.completions}: field is immutable`,
+        });
     }
     if (route.resource === "secrets" && before.immutable) {
-      if (JSON.stringify(after.data) !== JSON.stringify(before.data)) errs.push({ type: "FieldValueForbidden", field: "data", detail: "Forbidden: field is immutable when `immutable` is set" });
+      if (JSON.stringify(after.data) !== JSON.stringify(before.data))
+        errs.push({
+          type: "FieldValueForbidden",
+          field: "data",
+          detail: "Forbidden: field is immutable when `immutable` is set",
+        });
     }
     if (route.resource === "pods") {
-      const strip = (p: any) => JSON.stringify({ ...p.spec, containers: p.spec.containers.map((c: any) => ({ ...c, image: "" })), activeDeadlineSeconds: 0, tolerations: [] });
-      if (strip(after) !== strip(before)) errs.push({ type: "FieldValueForbidden", field: "spec", detail: "Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations) or `spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)" });
+      const strip = (p: any) =>
+        JSON.stringify({
+          ...p.spec,
+          containers: p.spec.containers.map((c: any) => ({ ...c, image: "" })),
+          activeDeadlineSeconds: 0,
+          tolerations: [],
+        });
+      if (strip(after) !== strip(before))
+        errs.push({
+          type: "FieldValueForbidden",
+          field: "spec",
+          detail:
+            "Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds`, `spec.tolerations` (only additions to existing tolerations) or `spec.terminationGracePeriodSeconds` (allow it to be set to 1 if it was previously negative)",
+        });
     }
     if (errs.length) throw S.invalid(info.kind, info.group, before.metadata.name, errs);
   }
@@ -457,44 +626,81 @@ export class ApiServer {
     after.metadata.uid = before.metadata.uid;
     after.metadata.creationTimestamp = before.metadata.creationTimestamp;
     after.metadata.namespace = before.metadata.namespace;
-    if (before.metadata.deletionTimestamp) after.metadata.deletionTimestamp = before.metadata.deletionTimestamp;
+    if (before.metadata.deletionTimestamp)
+      after.metadata.deletionTimestamp = before.metadata.deletionTimestamp;
     after.status = before.status;
     after.kind = before.kind;
     after.apiVersion = before.apiVersion;
-    if (route.resource === "jobs" && JSON.stringify(after.spec) !== JSON.stringify(before.spec)) after.metadata.generation = (before.metadata.generation ?? 1) + 1;
+    if (route.resource === "jobs" && JSON.stringify(after.spec) !== JSON.stringify(before.spec))
+      after.metadata.generation = (before.metadata.generation ?? 1) + 1;
     else after.metadata.generation = before.metadata.generation;
     if (after.metadata.generation === undefined) delete after.metadata.generation;
     return after;
   }
 
-  private async handlePatch(req: IncomingMessage, res: ServerResponse, route: Route, q: URLSearchParams): Promise<void> {
+  private async handlePatch(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: Route,
+    q: URLSearchParams,
+  ): Promise<void> {
     const body = await readBody(req);
     const info = RESOURCES[route.resource];
     const cur = this.store.get(route.resource, route.namespace, route.name!);
     if (!cur) throw S.notFound(route.resource, info.group, route.name!);
     const ct = String(req.headers["content-type"] ?? "");
     let patched = applyPatch(ct, cur, body);
-    if (patched.metadata?.resourceVersion && patched.metadata.resourceVersion !== cur.metadata.resourceVersion) {
-      throw S.conflict(route.resource, info.group, route.name!, "the object has been modified; please apply your changes to the latest version and try again");
+    if (
+      patched.metadata?.resourceVersion &&
+      patched.metadata.resourceVersion !== cur.metadata.resourceVersion
+    ) {
+      throw S.conflict(
+        route.resource,
+        info.group,
+        route.name!,
+        "the object has been modified; please apply your changes to the latest version and try again",
+      );
     }
     if (route.resource === "secrets") decodeSecretData(patched);
-    const warnings = applyFieldValidation(route.resource, patched, q.get("fieldValidation"), info.kind);
+    const warnings = applyFieldValidation(
+      route.resource,
+      patched,
+      q.get("fieldValidation"),
+      info.kind,
+    );
     this.immutability(route, cur, patched);
     patched = this.finishWrite(route, cur, patched);
     validateCreate(route.resource, patched, info.kind, info.group);
-    if (q.get("dryRun") === "All") return this.send(req, res, 200, patched, this.warningHeaders(warnings));
-    const out = JSON.stringify(patched) === JSON.stringify(cur) ? cur : this.store.update(route.resource, patched) ?? patched;
+    if (q.get("dryRun") === "All")
+      return this.send(req, res, 200, patched, this.warningHeaders(warnings));
+    const out =
+      JSON.stringify(patched) === JSON.stringify(cur)
+        ? cur
+        : (this.store.update(route.resource, patched) ?? patched);
     this.send(req, res, 200, out, this.warningHeaders(warnings));
   }
 
-  private async handleUpdate(req: IncomingMessage, res: ServerResponse, route: Route, q: URLSearchParams): Promise<void> {
+  private async handleUpdate(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: Route,
+    q: URLSearchParams,
+  ): Promise<void> {
     const obj = await this.parseObject(req, route);
     this.checkKind(obj, route);
     const info = RESOURCES[route.resource];
     const cur = this.store.get(route.resource, route.namespace, route.name!);
     if (!cur) throw S.notFound(route.resource, info.group, route.name!);
-    if (obj.metadata?.resourceVersion && obj.metadata.resourceVersion !== cur.metadata.resourceVersion) {
-      throw S.conflict(route.resource, info.group, route.name!, "the object has been modified; please apply your changes to the latest version and try again");
+    if (
+      obj.metadata?.resourceVersion &&
+      obj.metadata.resourceVersion !== cur.metadata.resourceVersion
+    ) {
+      throw S.conflict(
+        route.resource,
+        info.group,
+        route.name!,
+        "the object has been modified; please apply your changes to the latest version and try again",
+      );
     }
     if (route.resource === "secrets") decodeSecretData(obj);
     const warnings = applyFieldValidation(route.resource, obj, q.get("fieldValidation"), info.kind);
@@ -505,14 +711,21 @@ export class ApiServer {
     this.send(req, res, 200, out, this.warningHeaders(warnings));
   }
 
-  private async handleDelete(req: IncomingMessage, res: ServerResponse, route: Route, q: URLSearchParams): Promise<void> {
+  private async handleDelete(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: Route,
+    q: URLSearchParams,
+  ): Promise<void> {
     const text = await readBody(req);
     let opts: any = {};
     if (text.trim()) {
       try {
         opts = JSON.parse(text);
       } catch (e) {
-        throw S.badRequest(`DeleteOptions in version "v1" cannot be handled as a DeleteOptions: ${(e as Error).message}`);
+        throw S.badRequest(
+          `DeleteOptions in version "v1" cannot be handled as a DeleteOptions: ${(e as Error).message}`,
+        );
       }
     }
     const info = RESOURCES[route.resource];
@@ -520,28 +733,63 @@ export class ApiServer {
     if (!cur) throw S.notFound(route.resource, info.group, route.name!);
     const pre = opts.preconditions ?? {};
     if (pre.uid && pre.uid !== cur.metadata.uid) {
-      throw S.conflict(route.resource, info.group, route.name!, `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${cur.metadata.uid}`);
+      throw S.conflict(
+        route.resource,
+        info.group,
+        route.name!,
+        `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${cur.metadata.uid}`,
+      );
     }
     let policy: string | undefined = q.get("propagationPolicy") ?? opts.propagationPolicy;
     const orphan = q.get("orphanDependents") ?? opts.orphanDependents;
-    if (!policy && orphan !== undefined && orphan !== null) policy = String(orphan) === "true" ? "Orphan" : "Background";
+    if (!policy && orphan !== undefined && orphan !== null)
+      policy = String(orphan) === "true" ? "Orphan" : "Background";
     if (policy && !["Background", "Foreground", "Orphan"].includes(policy)) {
-      throw S.invalid("DeleteOptions", "", "", [{ type: "FieldValueNotSupported", field: "propagationPolicy", detail: `Unsupported value: "${policy}": supported values: "Foreground", "Background", "Orphan", "nil"` }]);
+      throw S.invalid("DeleteOptions", "", "", [
+        {
+          type: "FieldValueNotSupported",
+          field: "propagationPolicy",
+          detail: `Unsupported value: "${policy}": supported values: "Foreground", "Background", "Orphan", "nil"`,
+        },
+      ]);
     }
     // batch/v1 Jobs keep the legacy default of orphaning their pods (DefaultGarbageCollectionPolicy = OrphanDependents).
     policy ??= route.resource === "jobs" ? "Orphan" : "Background";
     const graceQ = q.get("gracePeriodSeconds") ?? opts.gracePeriodSeconds;
     const grace = graceQ === undefined || graceQ === null ? undefined : Number(graceQ);
-    if (q.get("dryRun") === "All") return this.send(req, res, 200, route.resource === "pods" ? cur : S.success(cur.metadata.name, info.group, route.resource, cur.metadata.uid));
-    const r = this.controllers.deleteWithPropagation(route.resource, cur, policy as "Background" | "Foreground" | "Orphan", grace);
+    if (q.get("dryRun") === "All")
+      return this.send(
+        req,
+        res,
+        200,
+        route.resource === "pods"
+          ? cur
+          : S.success(cur.metadata.name, info.group, route.resource, cur.metadata.uid),
+      );
+    const r = this.controllers.deleteWithPropagation(
+      route.resource,
+      cur,
+      policy as "Background" | "Foreground" | "Orphan",
+      grace,
+    );
     if (!r) throw S.notFound(route.resource, info.group, route.name!);
     if (route.resource === "pods" || !r.deleted) return this.send(req, res, 200, r.object);
-    this.send(req, res, 200, S.success(cur.metadata.name, info.group, route.resource, cur.metadata.uid));
+    this.send(
+      req,
+      res,
+      200,
+      S.success(cur.metadata.name, info.group, route.resource, cur.metadata.uid),
+    );
   }
 
   // ------------------------------------------------------------------ pods/log
 
-  private async handleLog(req: IncomingMessage, res: ServerResponse, route: Route, q: URLSearchParams): Promise<void> {
+  private async handleLog(
+    req: IncomingMessage,
+    res: ServerResponse,
+    route: Route,
+    q: URLSearchParams,
+  ): Promise<void> {
     const ns = route.namespace!;
     const name = route.name!;
     const pod = this.store.get("pods", ns, name);
@@ -551,22 +799,45 @@ export class ApiServer {
     let container = q.get("container") ?? "";
     if (!container) {
       if (mains.length === 1) container = mains[0]!;
-      else throw S.badRequest(`a container name must be specified for pod ${name}, choose one of: [${mains.join(" ")}]${inits.length ? ` or one of the init containers: [${inits.join(" ")}]` : ""}`);
+      else
+        throw S.badRequest(
+          `a container name must be specified for pod ${name}, choose one of: [${mains.join(" ")}]${inits.length ? ` or one of the init containers: [${inits.join(" ")}]` : ""}`,
+        );
     }
-    if (!inits.includes(container) && !mains.includes(container)) throw S.badRequest(`container ${container} is not valid for pod ${name}`);
-    for (const [key, label] of [["tailLines", "tailLines"], ["limitBytes", "limitBytes"], ["sinceSeconds", "sinceSeconds"]] as const) {
+    if (!inits.includes(container) && !mains.includes(container))
+      throw S.badRequest(`container ${container} is not valid for pod ${name}`);
+    for (const [key, label] of [
+      ["tailLines", "tailLines"],
+      ["limitBytes", "limitBytes"],
+      ["sinceSeconds", "sinceSeconds"],
+    ] as const) {
       const v = q.get(key);
       if (v !== null && (!/^-?\d+$/.test(v) || Number(v) < (key === "tailLines" ? 0 : 1))) {
-        throw S.invalid("PodLogOptions", "", "", [{ type: "FieldValueInvalid", field: label, detail: `Invalid value: ${v}: must be greater than ${key === "tailLines" ? "or equal to 0" : "0"}` }]);
+        throw S.invalid("PodLogOptions", "", "", [
+          {
+            type: "FieldValueInvalid",
+            field: label,
+            detail: `Invalid value: ${v}: must be greater than ${key === "tailLines" ? "or equal to 0" : "0"}`,
+          },
+        ]);
       }
     }
-    if (pod.spec.nodeName === undefined) throw S.badRequest(`pod ${name} does not have a host assigned`);
-    const statuses = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])];
+    if (pod.spec.nodeName === undefined)
+      throw S.badRequest(`pod ${name} does not have a host assigned`);
+    const statuses = [
+      ...(pod.status?.initContainerStatuses ?? []),
+      ...(pod.status?.containerStatuses ?? []),
+    ];
     const st = statuses.find((s: any) => s.name === container);
     const waiting = !st || st.state?.waiting || (!st.state?.running && !st.state?.terminated);
     if (waiting) {
       const reason = st?.state?.waiting?.reason ?? "ContainerCreating";
-      const why = reason === "ErrImagePull" ? "image can't be pulled" : reason === "ImagePullBackOff" ? "trying and failing to pull image" : reason;
+      const why =
+        reason === "ErrImagePull"
+          ? "image can't be pulled"
+          : reason === "ImagePullBackOff"
+            ? "trying and failing to pull image"
+            : reason;
       throw S.badRequest(`container "${container}" in pod "${name}" is waiting to start: ${why}`);
     }
     const log = this.kubelet.log(ns, name, container);
@@ -578,7 +849,10 @@ export class ApiServer {
     let since = -Infinity;
     if (sinceTimeQ) {
       const t = Date.parse(sinceTimeQ);
-      if (Number.isNaN(t)) throw S.badRequest(`parsing time "${sinceTimeQ}" as "2006-01-02T15:04:05Z07:00": cannot parse "${sinceTimeQ}" as "2006"`);
+      if (Number.isNaN(t))
+        throw S.badRequest(
+          `parsing time "${sinceTimeQ}" as "2006-01-02T15:04:05Z07:00": cannot parse "${sinceTimeQ}" as "2006"`,
+        );
       since = Math.floor(t / 1000) * 1000;
     } else if (sinceSeconds) since = Date.now() - Number(sinceSeconds) * 1000;
     const tail = q.get("tailLines") !== null ? Number(q.get("tailLines")) : undefined;
@@ -586,7 +860,11 @@ export class ApiServer {
     const dropIdx = this.faults.dropLog.length ? 0 : -1;
     const drop = dropIdx >= 0 ? this.faults.dropLog.splice(0, 1)[0] : undefined;
     this.record(req, 200, "log");
-    res.writeHead(200, { "Content-Type": "text/plain", "Cache-Control": "no-cache, private", "Transfer-Encoding": "chunked" });
+    res.writeHead(200, {
+      "Content-Type": "text/plain",
+      "Cache-Control": "no-cache, private",
+      "Transfer-Encoding": "chunked",
+    });
     res.flushHeaders();
     let written = 0;
     let ended = false;
@@ -627,10 +905,18 @@ export class ApiServer {
 
   // ------------------------------------------------------------------ pods/attach
 
-  private rejectUpgrade(req: IncomingMessage, socket: Duplex, status: number, body: unknown, contentType = "application/json"): void {
+  private rejectUpgrade(
+    req: IncomingMessage,
+    socket: Duplex,
+    status: number,
+    body: unknown,
+    contentType = "application/json",
+  ): void {
     this.record(req, status, "attach");
     const text = typeof body === "string" ? body : JSON.stringify(body);
-    socket.end(`HTTP/1.1 ${status} ${status === 400 ? "Bad Request" : status === 401 ? "Unauthorized" : status === 403 ? "Forbidden" : status === 404 ? "Not Found" : "Error"}\r\nContent-Type: ${contentType}\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`);
+    socket.end(
+      `HTTP/1.1 ${status} ${status === 400 ? "Bad Request" : status === 401 ? "Unauthorized" : status === 403 ? "Forbidden" : status === 404 ? "Not Found" : "Error"}\r\nContent-Type: ${contentType}\r\nContent-Length: ${Buffer.byteLength(text)}\r\nConnection: close\r\n\r\n${text}`,
+    );
   }
 
   private async handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
@@ -642,11 +928,18 @@ export class ApiServer {
       const who = this.authenticate(req);
       const fault = this.injectedFault(req, u.pathname);
       if (fault) throw fault;
-      if (!route || route.resource !== "pods" || !route.name || (route.subresource !== "attach" && route.subresource !== "exec")) throw S.badRequest("upgrade is only supported for pods/attach");
+      if (
+        !route ||
+        route.resource !== "pods" ||
+        !route.name ||
+        (route.subresource !== "attach" && route.subresource !== "exec")
+      )
+        throw S.badRequest("upgrade is only supported for pods/attach");
       this.authorize(who, "get", route);
       // From 1.35 websocket attach/exec also needs "create" (AuthorizePodWebsocketUpgradeCreatePermission).
       if (this.opts.minor >= 35) this.authorize(who, "create", route);
-      if (route.subresource === "exec") throw S.badRequest("exec is not supported by the test server");
+      if (route.subresource === "exec")
+        throw S.badRequest("exec is not supported by the test server");
       const ns = route.namespace!;
       const pod = this.store.get("pods", ns, route.name);
       if (!pod) throw S.notFound("pods", "", route.name);
@@ -655,20 +948,43 @@ export class ApiServer {
       let container = q.get("container") ?? "";
       if (!container) {
         if (mains.length === 1) container = mains[0]!;
-        else throw S.badRequest(`a container name must be specified for pod ${route.name}, choose one of: [${mains.join(" ")}]${inits.length ? ` or one of the init containers: [${inits.join(" ")}]` : ""}`);
+        else
+          throw S.badRequest(
+            `a container name must be specified for pod ${route.name}, choose one of: [${mains.join(" ")}]${inits.length ? ` or one of the init containers: [${inits.join(" ")}]` : ""}`,
+          );
       }
-      if (!inits.includes(container) && !mains.includes(container)) throw S.badRequest(`container ${container} is not valid for pod ${route.name}`);
+      if (!inits.includes(container) && !mains.includes(container))
+        throw S.badRequest(`container ${container} is not valid for pod ${route.name}`);
       const phase = pod.status?.phase;
-      if (phase === "Succeeded" || phase === "Failed") throw S.badRequest(`cannot attach to a container in a completed pod; current phase is ${phase}`);
-      const statuses = [...(pod.status?.initContainerStatuses ?? []), ...(pod.status?.containerStatuses ?? [])];
+      if (phase === "Succeeded" || phase === "Failed")
+        throw S.badRequest(
+          `cannot attach to a container in a completed pod; current phase is ${phase}`,
+        );
+      const statuses = [
+        ...(pod.status?.initContainerStatuses ?? []),
+        ...(pod.status?.containerStatuses ?? []),
+      ];
       const st = statuses.find((s: any) => s.name === container);
       if (!st?.state?.running) {
         // The kubelet cannot find a running container; the apiserver relays its plain-text 500.
-        return this.rejectUpgrade(req, socket, 500, st?.state?.terminated ? `container ${container} is not running` : `container not found ("${container}")`, "text/plain; charset=utf-8");
+        return this.rejectUpgrade(
+          req,
+          socket,
+          500,
+          st?.state?.terminated
+            ? `container ${container} is not running`
+            : `container not found ("${container}")`,
+          "text/plain; charset=utf-8",
+        );
       }
-      const offered = String(req.headers["sec-websocket-protocol"] ?? "").split(",").map((s) => s.trim()).filter((s) => s);
+      const offered = String(req.headers["sec-websocket-protocol"] ?? "")
+        .split(",")
+        .map((s) => s.trim())
+        .filter((s) => s);
       if (!offered.some((p) => this.opts.attachProtocols.includes(p))) {
-        throw S.badRequest(`unable to upgrade: no supported subprotocol among [${offered.join(" ")}] (server supports ${this.opts.attachProtocols.join(", ")})`);
+        throw S.badRequest(
+          `unable to upgrade: no supported subprotocol among [${offered.join(" ")}] (server supports ${this.opts.attachProtocols.join(", ")})`,
+        );
       }
       this.wss.handleUpgrade(req, socket, head, (ws) => {
         this.record(req, 101, "attach");
@@ -680,7 +996,13 @@ export class ApiServer {
     }
   }
 
-  private attachSession(ws: WebSocket, ns: string, podName: string, container: string, q: URLSearchParams): void {
+  private attachSession(
+    ws: WebSocket,
+    ns: string,
+    podName: string,
+    container: string,
+    q: URLSearchParams,
+  ): void {
     const rt = this.kubelet.runtime(ns, podName);
     const receiver = rt?.receiverContainer === container ? rt.receiver : undefined;
     const wantStdin = q.get("stdin") === "true" || q.get("stdin") === "1";
@@ -697,9 +1019,15 @@ export class ApiServer {
       const code = await receiver!.exit;
       if (ws.readyState !== ws.OPEN) return;
       if (code !== 0) {
-        for (const l of loadRecording("kaniko-upload-truncated").logs.context ?? []) ws.send(Buffer.concat([Buffer.from([2]), Buffer.from(l.text + "\n")]));
+        for (const l of loadRecording("kaniko-upload-truncated").logs.context ?? [])
+          ws.send(Buffer.concat([Buffer.from([2]), Buffer.from(l.text + "\n")]));
       }
-      ws.send(Buffer.concat([Buffer.from([3]), Buffer.from(JSON.stringify({ metadata: {}, status: "Success" }))]));
+      ws.send(
+        Buffer.concat([
+          Buffer.from([3]),
+          Buffer.from(JSON.stringify({ metadata: {}, status: "Success" })),
+        ]),
+      );
       ws.close(1000);
     };
     ws.on("message", (data: Buffer, isBinary: boolean) => {
@@ -728,7 +1056,12 @@ export class ApiServer {
       const log = rt?.logs.get(container);
       const done = () => {
         if (ws.readyState === ws.OPEN) {
-          ws.send(Buffer.concat([Buffer.from([3]), Buffer.from(JSON.stringify({ metadata: {}, status: "Success" }))]));
+          ws.send(
+            Buffer.concat([
+              Buffer.from([3]),
+              Buffer.from(JSON.stringify({ metadata: {}, status: "Success" })),
+            ]),
+          );
           ws.close(1000);
         }
       };

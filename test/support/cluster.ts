@@ -28,17 +28,37 @@ export interface TestCluster {
   url: string;
   caPem: string;
   token: string;
-  kubeconfig(opts?: { token?: string; namespace?: string; contextName?: string; extraContexts?: string[] }): string;
+  kubeconfig(opts?: {
+    token?: string;
+    namespace?: string;
+    contextName?: string;
+    extraContexts?: string[];
+  }): string;
   createNamespace(name: string, labels?: Record<string, string>): void;
-  addToken(token: string, rules?: { forbid?: Array<{ verb: string; resource: string; subresource?: string }>; user?: string }): void;
-  useScenario(pick: string | ((job: any) => string), overrides?: { digest?: string; buildLog?: string[] }): void;
+  addToken(
+    token: string,
+    rules?: {
+      forbid?: Array<{ verb: string; resource: string; subresource?: string }>;
+      user?: string;
+    },
+  ): void;
+  useScenario(
+    pick: string | ((job: any) => string),
+    overrides?: { digest?: string; buildLog?: string[] },
+  ): void;
   objects(resource: "jobs" | "pods" | "secrets" | "events", namespace: string): any[];
   receivedContext(podName: string): string | undefined;
   podNames(namespace: string): string[];
   faults: {
     dropNextWatch(opts: { resource: "pods" | "jobs" | "events"; afterEvents: number }): void;
     dropNextLog(opts: { afterLines: number }): void;
-    failRequests(opts: { method?: string; pathPattern: RegExp; status: 429 | 500 | 503; times: number; retryAfterSeconds?: number }): void;
+    failRequests(opts: {
+      method?: string;
+      pathPattern: RegExp;
+      status: 429 | 500 | 503;
+      times: number;
+      retryAfterSeconds?: number;
+    }): void;
     expireResourceVersions(): void;
   };
   requests: RequestRecord[];
@@ -68,7 +88,13 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
       return { scenario, overrides: { ...overrides } };
     },
   });
-  const api = new ApiServer(store, controllers, kubelet, { gitVersion, minor, timeScale, attachProtocols }, tls);
+  const api = new ApiServer(
+    store,
+    controllers,
+    kubelet,
+    { gitVersion, minor, timeScale, attachProtocols },
+    tls,
+  );
   const token = `admin-${Math.random().toString(36).slice(2)}`;
   api.tokens.set(token, { user: "kubernetes-admin", forbid: [] });
   let saCount = 0;
@@ -93,11 +119,26 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
     token,
     kubeconfig(o = {}) {
       const name = o.contextName ?? "test";
-      const ctx = (n: string) => ({ name: n, context: { cluster: "test", user: "test", ...(o.namespace ? { namespace: o.namespace } : {}) } });
+      const ctx = (n: string) => ({
+        name: n,
+        context: {
+          cluster: "test",
+          user: "test",
+          ...(o.namespace ? { namespace: o.namespace } : {}),
+        },
+      });
       return stringify({
         apiVersion: "v1",
         kind: "Config",
-        clusters: [{ name: "test", cluster: { server: url, "certificate-authority-data": Buffer.from(tls.caPem).toString("base64") } }],
+        clusters: [
+          {
+            name: "test",
+            cluster: {
+              server: url,
+              "certificate-authority-data": Buffer.from(tls.caPem).toString("base64"),
+            },
+          },
+        ],
         users: [{ name: "test", user: { token: o.token ?? token } }],
         contexts: [ctx(name), ...(o.extraContexts ?? []).map(ctx)],
         "current-context": name,
@@ -106,7 +147,10 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
     },
     createNamespace,
     addToken(t, rules) {
-      api.tokens.set(t, { user: rules?.user ?? `system:serviceaccount:default:test-sa-${++saCount}`, forbid: rules?.forbid ?? [] });
+      api.tokens.set(t, {
+        user: rules?.user ?? `system:serviceaccount:default:test-sa-${++saCount}`,
+        forbid: rules?.forbid ?? [],
+      });
     },
     useScenario(p, o) {
       if (typeof p === "string") loadRecording(p);

@@ -96,7 +96,11 @@ export class Controllers {
       // Pods of a Job that is going away lose the tracking finalizer (the controller won't count them).
       this.soon(3, () => {
         for (const p of this.store.list("pods", job.metadata.namespace)) {
-          if (p.metadata.ownerReferences?.some((o: any) => o.uid === uid) || p.metadata.labels?.["controller-uid"] === uid) this.removeFinalizer(p);
+          if (
+            p.metadata.ownerReferences?.some((o: any) => o.uid === uid) ||
+            p.metadata.labels?.["controller-uid"] === uid
+          )
+            this.removeFinalizer(p);
         }
       });
       if (e.type === "DELETED") this.jobs.delete(uid);
@@ -123,14 +127,28 @@ export class Controllers {
         namespace: ns,
         labels: { ...(tmpl.metadata?.labels ?? {}) },
         ...(tmpl.metadata?.annotations ? { annotations: { ...tmpl.metadata.annotations } } : {}),
-        ownerReferences: [{ apiVersion: "batch/v1", kind: "Job", name: job.metadata.name, uid: jobUid, controller: true, blockOwnerDeletion: true }],
+        ownerReferences: [
+          {
+            apiVersion: "batch/v1",
+            kind: "Job",
+            name: job.metadata.name,
+            uid: jobUid,
+            controller: true,
+            blockOwnerDeletion: true,
+          },
+        ],
         finalizers: [JOB_TRACKING_FINALIZER],
       },
       spec: tmpl.spec,
     });
     const created = this.store.create("pods", pod);
     st.pods.push(created.metadata.uid);
-    recordEvent(this.store, involvedOf(job), { reason: "SuccessfulCreate", message: `Created pod: ${name}`, type: "Normal", component: "job-controller" });
+    recordEvent(this.store, involvedOf(job), {
+      reason: "SuccessfulCreate",
+      message: `Created pod: ${name}`,
+      type: "Normal",
+      component: "job-controller",
+    });
     const { scenario, overrides } = this.opts.pickScenario(job);
     this.store.mutate("jobs", ns, job.metadata.name, (j) => {
       j.status ??= {};
@@ -142,14 +160,19 @@ export class Controllers {
     this.kubelet.start(created, job, scenario, overrides);
     if (attempt === 0 && job.spec.activeDeadlineSeconds && !st.deadlineTimer) {
       // activeDeadlineSeconds runs in real wall time from the Job's startTime.
-      st.deadlineTimer = setTimeout(() => this.deadline(jobUid), job.spec.activeDeadlineSeconds * 1000);
+      st.deadlineTimer = setTimeout(
+        () => this.deadline(jobUid),
+        job.spec.activeDeadlineSeconds * 1000,
+      );
     }
   }
 
   private removeFinalizer(p: any): void {
     if (!p.metadata.finalizers?.includes(JOB_TRACKING_FINALIZER)) return;
     this.store.mutate("pods", p.metadata.namespace, p.metadata.name, (x) => {
-      x.metadata.finalizers = (x.metadata.finalizers ?? []).filter((f: string) => f !== JOB_TRACKING_FINALIZER);
+      x.metadata.finalizers = (x.metadata.finalizers ?? []).filter(
+        (f: string) => f !== JOB_TRACKING_FINALIZER,
+      );
     });
   }
 
@@ -184,11 +207,22 @@ export class Controllers {
       return;
     }
     // Ready pods.
-    const ready = (pod.status?.conditions ?? []).some((c: any) => c.type === "Ready" && c.status === "True") && !pod.metadata.deletionTimestamp ? 1 : 0;
-    if (!st.finished && !st.counted.has(uid) && (job.status?.ready ?? 0) !== ready && job.status?.active) {
-      this.soon(18, () => this.store.mutate("jobs", ns, job.metadata.name, (j) => {
-        if (j.status?.active) j.status.ready = ready;
-      }));
+    const ready =
+      (pod.status?.conditions ?? []).some((c: any) => c.type === "Ready" && c.status === "True") &&
+      !pod.metadata.deletionTimestamp
+        ? 1
+        : 0;
+    if (
+      !st.finished &&
+      !st.counted.has(uid) &&
+      (job.status?.ready ?? 0) !== ready &&
+      job.status?.active
+    ) {
+      this.soon(18, () =>
+        this.store.mutate("jobs", ns, job.metadata.name, (j) => {
+          if (j.status?.active) j.status.ready = ready;
+        }),
+      );
     }
   }
 
@@ -205,19 +239,41 @@ export class Controllers {
     if (succeeded >= completions) outcome = "Complete";
     else if (kind === "failed" && failed > (job.spec.backoffLimit ?? 6)) outcome = "Failed";
     else if (kind === "failed") outcome = "retry";
-    if (outcome === "Complete") recordEvent(this.store, involvedOf(job), { reason: "Completed", message: "Job completed", type: "Normal", component: "job-controller" });
-    if (outcome === "Failed") recordEvent(this.store, involvedOf(job), { reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit", type: "Warning", component: "job-controller" });
+    if (outcome === "Complete")
+      recordEvent(this.store, involvedOf(job), {
+        reason: "Completed",
+        message: "Job completed",
+        type: "Normal",
+        component: "job-controller",
+      });
+    if (outcome === "Failed")
+      recordEvent(this.store, involvedOf(job), {
+        reason: "BackoffLimitExceeded",
+        message: "Job has reached the specified backoff limit",
+        type: "Warning",
+        component: "job-controller",
+      });
     this.store.mutate("jobs", ns, job.metadata.name, (j) => {
       j.status.uncountedTerminatedPods = {};
       if (kind === "failed") j.status.failed = failed;
       else j.status.succeeded = succeeded;
       if (outcome === "Complete") {
-        j.status.conditions = [...(j.status.conditions ?? []), { type: "Complete", status: "True", lastProbeTime: now, lastTransitionTime: now }];
+        j.status.conditions = [
+          ...(j.status.conditions ?? []),
+          { type: "Complete", status: "True", lastProbeTime: now, lastTransitionTime: now },
+        ];
         j.status.completionTime = now;
       } else if (outcome === "Failed") {
         j.status.conditions = [
           ...(j.status.conditions ?? []),
-          { type: "Failed", status: "True", lastProbeTime: now, lastTransitionTime: now, reason: "BackoffLimitExceeded", message: "Job has reached the specified backoff limit" },
+          {
+            type: "Failed",
+            status: "True",
+            lastProbeTime: now,
+            lastTransitionTime: now,
+            reason: "BackoffLimitExceeded",
+            message: "Job has reached the specified backoff limit",
+          },
         ];
       }
       // Status fields in the order the real controller serialises them.
@@ -226,7 +282,9 @@ export class Controllers {
     if (outcome === "Complete" || outcome === "Failed") this.finished(jobUid);
     if (outcome === "retry") {
       // Pod failure backoff: 10s, 20s, … (scaled like the recordings' delays).
-      this.later(10000 * 2 ** (failed - 1) * this.opts.timeScale, () => this.createPod(jobUid, failed));
+      this.later(10000 * 2 ** (failed - 1) * this.opts.timeScale, () =>
+        this.createPod(jobUid, failed),
+      );
     }
   }
 
@@ -252,11 +310,24 @@ export class Controllers {
     if (!st || !job || st.finished || this.closed) return;
     st.finished = true;
     const ns = job.metadata.namespace;
-    const active = this.store.list("pods", ns).filter((p) => p.metadata.ownerReferences?.some((o: any) => o.uid === jobUid) && !st.counted.has(p.metadata.uid) && p.status?.phase !== "Succeeded" && p.status?.phase !== "Failed");
+    const active = this.store
+      .list("pods", ns)
+      .filter(
+        (p) =>
+          p.metadata.ownerReferences?.some((o: any) => o.uid === jobUid) &&
+          !st.counted.has(p.metadata.uid) &&
+          p.status?.phase !== "Succeeded" &&
+          p.status?.phase !== "Failed",
+      );
     for (const p of active) {
       st.counted.add(p.metadata.uid);
       this.store.delete("pods", ns, p.metadata.name, {});
-      recordEvent(this.store, involvedOf(job), { reason: "SuccessfulDelete", message: `Deleted pod: ${p.metadata.name}`, type: "Normal", component: "job-controller" });
+      recordEvent(this.store, involvedOf(job), {
+        reason: "SuccessfulDelete",
+        message: `Deleted pod: ${p.metadata.name}`,
+        type: "Normal",
+        component: "job-controller",
+      });
     }
     this.soon(5, () => {
       for (const p of active) {
@@ -266,16 +337,31 @@ export class Controllers {
       this.soon(4, () => {
         this.store.mutate("jobs", ns, job.metadata.name, (j) => {
           delete j.status.active;
-          j.status.uncountedTerminatedPods = active.length ? { failed: active.map((p) => p.metadata.uid) } : {};
+          j.status.uncountedTerminatedPods = active.length
+            ? { failed: active.map((p) => p.metadata.uid) }
+            : {};
         });
         const j2 = this.findJob(jobUid);
-        if (j2) recordEvent(this.store, involvedOf(j2), { reason: "DeadlineExceeded", message: "Job was active longer than specified deadline", type: "Warning", component: "job-controller" });
+        if (j2)
+          recordEvent(this.store, involvedOf(j2), {
+            reason: "DeadlineExceeded",
+            message: "Job was active longer than specified deadline",
+            type: "Warning",
+            component: "job-controller",
+          });
         this.soon(4, () => {
           const now = nowIso();
           this.store.mutate("jobs", ns, job.metadata.name, (j) => {
             j.status.conditions = [
               ...(j.status.conditions ?? []),
-              { type: "Failed", status: "True", lastProbeTime: now, lastTransitionTime: now, reason: "DeadlineExceeded", message: "Job was active longer than specified deadline" },
+              {
+                type: "Failed",
+                status: "True",
+                lastProbeTime: now,
+                lastTransitionTime: now,
+                reason: "DeadlineExceeded",
+                message: "Job was active longer than specified deadline",
+              },
             ];
             j.status.failed = (j.status.failed ?? 0) + active.length;
             j.status.uncountedTerminatedPods = {};
@@ -290,18 +376,31 @@ export class Controllers {
   // ---------------------------------------------------------------- garbage collector
 
   /** Deletes an object as the API does for a propagation policy (used by the TTL controller and the API). */
-  deleteWithPropagation(resource: Resource, obj: any, policy: "Background" | "Foreground" | "Orphan", gracePeriodSeconds?: number): { object: any; deleted: boolean } | undefined {
-    const addFinalizer = policy === "Orphan" ? "orphan" : policy === "Foreground" ? "foregroundDeletion" : undefined;
+  deleteWithPropagation(
+    resource: Resource,
+    obj: any,
+    policy: "Background" | "Foreground" | "Orphan",
+    gracePeriodSeconds?: number,
+  ): { object: any; deleted: boolean } | undefined {
+    const addFinalizer =
+      policy === "Orphan" ? "orphan" : policy === "Foreground" ? "foregroundDeletion" : undefined;
     if (addFinalizer && !this.dependents(obj.metadata.uid).length && policy === "Foreground") {
-      return this.store.delete(resource, obj.metadata.namespace, obj.metadata.name, { gracePeriodSeconds });
+      return this.store.delete(resource, obj.metadata.namespace, obj.metadata.name, {
+        gracePeriodSeconds,
+      });
     }
-    return this.store.delete(resource, obj.metadata.namespace, obj.metadata.name, { gracePeriodSeconds, addFinalizer });
+    return this.store.delete(resource, obj.metadata.namespace, obj.metadata.name, {
+      gracePeriodSeconds,
+      addFinalizer,
+    });
   }
 
   private dependents(uid: string): Array<{ resource: Resource; object: any }> {
     const out: Array<{ resource: Resource; object: any }> = [];
     for (const r of ["pods", "secrets", "jobs", "events"] as Resource[]) {
-      for (const o of this.store.list(r)) if (o.metadata.ownerReferences?.some((x: any) => x.uid === uid)) out.push({ resource: r, object: o });
+      for (const o of this.store.list(r))
+        if (o.metadata.ownerReferences?.some((x: any) => x.uid === uid))
+          out.push({ resource: r, object: o });
     }
     return out;
   }
@@ -316,23 +415,38 @@ export class Controllers {
         for (const d of this.dependents(uid)) this.collect(d.resource, d.object);
       });
       // A foreground-deleting owner waits for this dependent.
-      for (const ref of md.ownerReferences ?? []) this.soon(20, () => this.foregroundCheck(ref.uid));
+      for (const ref of md.ownerReferences ?? [])
+        this.soon(20, () => this.foregroundCheck(ref.uid));
       return;
     }
     if (md.deletionTimestamp && md.finalizers?.includes("orphan")) {
       this.soon(20, () => {
         for (const d of this.dependents(md.uid)) {
-          this.store.mutate(d.resource, d.object.metadata.namespace, d.object.metadata.name, (x) => {
-            x.metadata.ownerReferences = x.metadata.ownerReferences.filter((r: any) => r.uid !== md.uid);
-            if (!x.metadata.ownerReferences.length) delete x.metadata.ownerReferences;
-          });
+          this.store.mutate(
+            d.resource,
+            d.object.metadata.namespace,
+            d.object.metadata.name,
+            (x) => {
+              x.metadata.ownerReferences = x.metadata.ownerReferences.filter(
+                (r: any) => r.uid !== md.uid,
+              );
+              if (!x.metadata.ownerReferences.length) delete x.metadata.ownerReferences;
+            },
+          );
         }
         this.store.mutate(e.resource, md.namespace, md.name, (x) => {
-          x.metadata.finalizers = (x.metadata.finalizers ?? []).filter((f: string) => f !== "orphan");
+          x.metadata.finalizers = (x.metadata.finalizers ?? []).filter(
+            (f: string) => f !== "orphan",
+          );
         });
       });
     }
-    if (md.deletionTimestamp && md.finalizers?.includes("foregroundDeletion") && e.prev && !e.prev.metadata.finalizers?.includes("foregroundDeletion")) {
+    if (
+      md.deletionTimestamp &&
+      md.finalizers?.includes("foregroundDeletion") &&
+      e.prev &&
+      !e.prev.metadata.finalizers?.includes("foregroundDeletion")
+    ) {
       this.soon(20, () => {
         const deps = this.dependents(md.uid);
         for (const d of deps) this.deleteWithPropagation(d.resource, d.object, "Background");
@@ -370,16 +484,36 @@ export class Controllers {
   private foregroundCheck(ownerUid: string): void {
     const owner = this.store.findByUid(ownerUid);
     if (!owner || !owner.object.metadata.finalizers?.includes("foregroundDeletion")) return;
-    const blocking = this.dependents(ownerUid).filter((d) => d.object.metadata.ownerReferences.some((r: any) => r.uid === ownerUid && r.blockOwnerDeletion));
+    const blocking = this.dependents(ownerUid).filter((d) =>
+      d.object.metadata.ownerReferences.some(
+        (r: any) => r.uid === ownerUid && r.blockOwnerDeletion,
+      ),
+    );
     if (blocking.length) return;
-    this.store.mutate(owner.resource, owner.object.metadata.namespace, owner.object.metadata.name, (x) => {
-      x.metadata.finalizers = (x.metadata.finalizers ?? []).filter((f: string) => f !== "foregroundDeletion");
-    });
+    this.store.mutate(
+      owner.resource,
+      owner.object.metadata.namespace,
+      owner.object.metadata.name,
+      (x) => {
+        x.metadata.finalizers = (x.metadata.finalizers ?? []).filter(
+          (f: string) => f !== "foregroundDeletion",
+        );
+      },
+    );
   }
 }
 
 function orderStatus(s: any): any {
-  const keys = ["conditions", "startTime", "completionTime", "active", "succeeded", "failed", "uncountedTerminatedPods", "ready"];
+  const keys = [
+    "conditions",
+    "startTime",
+    "completionTime",
+    "active",
+    "succeeded",
+    "failed",
+    "uncountedTerminatedPods",
+    "ready",
+  ];
   const out: any = {};
   for (const k of keys) if (s[k] !== undefined) out[k] = s[k];
   for (const [k, v] of Object.entries(s)) if (!(k in out)) out[k] = v;

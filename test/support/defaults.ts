@@ -2,8 +2,11 @@
 import { randomUUID } from "node:crypto";
 
 function defaultContainer(c: any): void {
-  const tag = /[:@]/.test(c.image?.split("/").pop() ?? "") ? c.image.split("/").pop().split(/[:@]/)[1] : "latest";
-  c.imagePullPolicy ??= tag === "latest" && !String(c.image).includes("@") ? "Always" : "IfNotPresent";
+  const tag = /[:@]/.test(c.image?.split("/").pop() ?? "")
+    ? c.image.split("/").pop().split(/[:@]/)[1]
+    : "latest";
+  c.imagePullPolicy ??=
+    tag === "latest" && !String(c.image).includes("@") ? "Always" : "IfNotPresent";
   c.resources ??= {};
   c.terminationMessagePath ??= "/dev/termination-log";
   c.terminationMessagePolicy ??= "File";
@@ -34,7 +37,8 @@ export function defaultPod(pod: any): any {
   s.priority ??= 0;
   const tol: any[] = s.tolerations ?? [];
   for (const key of ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"]) {
-    if (!tol.some((t) => t.key === key)) tol.push({ key, operator: "Exists", effect: "NoExecute", tolerationSeconds: 300 });
+    if (!tol.some((t) => t.key === key))
+      tol.push({ key, operator: "Exists", effect: "NoExecute", tolerationSeconds: 300 });
   }
   s.tolerations = tol;
   pod.status ??= { phase: "Pending", qosClass: qosClass(s) };
@@ -43,16 +47,30 @@ export function defaultPod(pod: any): any {
 
 function qosClass(spec: any): string {
   const all = [...(spec.initContainers ?? []), ...(spec.containers ?? [])];
-  const any = all.some((c) => Object.keys(c.resources?.requests ?? {}).length || Object.keys(c.resources?.limits ?? {}).length);
+  const any = all.some(
+    (c) =>
+      Object.keys(c.resources?.requests ?? {}).length ||
+      Object.keys(c.resources?.limits ?? {}).length,
+  );
   if (!any) return "BestEffort";
-  const guaranteed = all.every((c) => ["cpu", "memory"].every((r) => c.resources?.limits?.[r] && (c.resources?.requests?.[r] ?? c.resources.limits[r]) === c.resources.limits[r]));
+  const guaranteed = all.every((c) =>
+    ["cpu", "memory"].every(
+      (r) =>
+        c.resources?.limits?.[r] &&
+        (c.resources?.requests?.[r] ?? c.resources.limits[r]) === c.resources.limits[r],
+    ),
+  );
   return guaranteed ? "Guaranteed" : "Burstable";
 }
 
 export function defaultJob(job: any, minor: number): void {
   const uid = (job.metadata.uid ??= randomUUID());
   job.metadata.generation = 1;
-  if (minor < 27) job.metadata.annotations = { ...(job.metadata.annotations ?? {}), "batch.kubernetes.io/job-tracking": "" };
+  if (minor < 27)
+    job.metadata.annotations = {
+      ...(job.metadata.annotations ?? {}),
+      "batch.kubernetes.io/job-tracking": "",
+    };
   const spec = job.spec ?? (job.spec = {});
   spec.parallelism ??= 1;
   spec.completions ??= 1;
@@ -65,7 +83,11 @@ export function defaultJob(job: any, minor: number): void {
     extra["batch.kubernetes.io/controller-uid"] = uid;
     extra["batch.kubernetes.io/job-name"] = job.metadata.name;
   }
-  if (!spec.manualSelector) spec.selector = { matchLabels: minor >= 27 ? { "batch.kubernetes.io/controller-uid": uid } : { "controller-uid": uid } };
+  if (!spec.manualSelector)
+    spec.selector = {
+      matchLabels:
+        minor >= 27 ? { "batch.kubernetes.io/controller-uid": uid } : { "controller-uid": uid },
+    };
   spec.template ??= {};
   spec.template.metadata = { creationTimestamp: null, ...(spec.template.metadata ?? {}) };
   spec.template.metadata.labels = { ...(spec.template.metadata.labels ?? {}), ...extra };

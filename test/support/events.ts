@@ -22,7 +22,13 @@ export interface Involved {
 export function recordEvent(
   store: Store,
   involved: Involved,
-  e: { reason: string; message: string; type: "Normal" | "Warning"; component: string; host?: string },
+  e: {
+    reason: string;
+    message: string;
+    type: "Normal" | "Warning";
+    component: string;
+    host?: string;
+  },
 ): any {
   const now = nowIso();
   const source: Record<string, string> = { component: e.component };

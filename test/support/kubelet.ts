@@ -33,7 +33,11 @@ export class ContainerLog extends EventEmitter {
     if (previous && stampNanos(l.stamp) <= stampNanos(previous.stamp)) {
       const nanos = stampNanos(previous.stamp) + 1n;
       const ms = Number(nanos / 1_000_000n);
-      l = { ...l, t: Math.max(l.t, ms), stamp: formatNano(ms, String(nanos % 1_000_000n).padStart(6, "0")) };
+      l = {
+        ...l,
+        t: Math.max(l.t, ms),
+        stamp: formatNano(ms, String(nanos % 1_000_000n).padStart(6, "0")),
+      };
     }
     this.lines.push(l);
     this.emit("line", l);
@@ -60,7 +64,15 @@ interface PodRuntime {
 type Item =
   | { t: number; order: number; kind: "pod"; object: any }
   | { t: number; order: number; kind: "event"; type: string; object: any }
-  | { t: number; order: number; kind: "log"; container: string; subMs: string; text: string; done?: boolean };
+  | {
+      t: number;
+      order: number;
+      kind: "log";
+      container: string;
+      subMs: string;
+      text: string;
+      done?: boolean;
+    };
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
 
@@ -103,8 +115,17 @@ class Mapper {
       [recPod.spec.initContainers ?? [], p.spec.initContainers ?? []],
       [recPod.spec.containers ?? [], p.spec.containers ?? []],
     ];
-    for (const [rs, ls] of pairs) rs.forEach((rc: any, i: number) => ls[i] && rc.image !== ls[i].image && t.set(rc.image, ls[i].image));
-    this.re = new RegExp(`containerd://[0-9a-f]{64}|${[...t.keys()].sort((a, b) => b.length - a.length).map(escapeRe).join("|")}`, "g");
+    for (const [rs, ls] of pairs)
+      rs.forEach(
+        (rc: any, i: number) => ls[i] && rc.image !== ls[i].image && t.set(rc.image, ls[i].image),
+      );
+    this.re = new RegExp(
+      `containerd://[0-9a-f]{64}|${[...t.keys()]
+        .sort((a, b) => b.length - a.length)
+        .map(escapeRe)
+        .join("|")}`,
+      "g",
+    );
   }
   time(recMs: number): number {
     return this.baseLive + (recMs - this.baseRec) * this.scale;
@@ -114,7 +135,9 @@ class Mapper {
       const frac = /\.(\d+)Z$/.exec(s)?.[1];
       const ms = this.time(Date.parse(s));
       if (!frac) return new Date(Math.floor(ms / 1000) * 1000).toISOString().replace(".000Z", "Z");
-      return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, `.$1${frac.slice(3).padEnd(frac.length - 3, "0")}Z`);
+      return new Date(ms)
+        .toISOString()
+        .replace(/\.(\d{3})Z$/, `.$1${frac.slice(3).padEnd(frac.length - 3, "0")}Z`);
     }
     return s.replace(this.re, (m) => {
       if (m.startsWith("containerd://")) {
@@ -126,7 +149,8 @@ class Mapper {
     });
   }
   deep(o: any, keyName?: string): any {
-    if (typeof o === "string") return keyName === "namespace" && o === this.rec.namespace ? this.live.ns : this.str(o);
+    if (typeof o === "string")
+      return keyName === "namespace" && o === this.rec.namespace ? this.live.ns : this.str(o);
     if (Array.isArray(o)) return o.map((x) => this.deep(x));
     if (o && typeof o === "object") {
       const out: any = {};
@@ -178,10 +202,21 @@ export class Kubelet {
 
   /** Runs the pod: replays `scenario`, mapped onto the live pod and its Job. */
   start(pod: any, job: any, scenario: string, overrides: ScenarioOverrides): void {
-    const rt: PodRuntime = { ns: pod.metadata.namespace, name: pod.metadata.name, uid: pod.metadata.uid, logs: new Map(), stopped: false, killing: false, wake: new Set() };
-    for (const c of [...(pod.spec.initContainers ?? []), ...pod.spec.containers]) rt.logs.set(c.name, new ContainerLog());
+    const rt: PodRuntime = {
+      ns: pod.metadata.namespace,
+      name: pod.metadata.name,
+      uid: pod.metadata.uid,
+      logs: new Map(),
+      stopped: false,
+      killing: false,
+      wake: new Set(),
+    };
+    for (const c of [...(pod.spec.initContainers ?? []), ...pod.spec.containers])
+      rt.logs.set(c.name, new ContainerLog());
     this.pods.set(rt.uid, rt);
-    void this.run(rt, pod, job, scenario, overrides).catch((err) => console.error("test-server kubelet failed", err));
+    void this.run(rt, pod, job, scenario, overrides).catch((err) =>
+      console.error("test-server kubelet failed", err),
+    );
   }
 
   private sleepUntil(rt: PodRuntime, at: number): Promise<void> {
@@ -205,14 +240,23 @@ export class Kubelet {
     for (const l of rt.logs.values()) l.end();
   }
 
-  private items(rec: Recording, fromT: number, toT: number, includeFrom: boolean, live: any, overrides: ScenarioOverrides): Item[] {
+  private items(
+    rec: Recording,
+    fromT: number,
+    toT: number,
+    includeFrom: boolean,
+    live: any,
+    overrides: ScenarioOverrides,
+  ): Item[] {
     const hasInit = (live.spec.initContainers ?? []).length > 0;
-    const inWindow = (t: number) => (includeFrom ? t >= fromT : t > fromT) && t <= toT && t < rec.deletionT;
+    const inWindow = (t: number) =>
+      (includeFrom ? t >= fromT : t > fromT) && t <= toT && t < rec.deletionT;
     const out: Item[] = [];
     let order = 0;
     rec.pods.forEach((p, i) => {
       if (i === 0 || p.type !== "MODIFIED" || p.object.metadata.deletionTimestamp) return;
-      if (inWindow(p.t) && !(includeFrom && p.t === fromT && i === 0)) out.push({ t: p.t, order: order++, kind: "pod", object: p.object });
+      if (inWindow(p.t) && !(includeFrom && p.t === fromT && i === 0))
+        out.push({ t: p.t, order: order++, kind: "pod", object: p.object });
     });
     for (const e of rec.events) {
       if (!inWindow(e.t)) continue;
@@ -236,18 +280,36 @@ export class Kubelet {
       if (overrides.buildLog && c === recMain[0]) {
         const span = lines.length ? [lines[0]!.t, lines[lines.length - 1]!.t] : [fromT, fromT];
         const n = overrides.buildLog.length;
-        use = overrides.buildLog.map((text, i) => ({ t: span[0]! + (n > 1 ? ((span[1]! - span[0]!) * i) / (n - 1) : 0), subMs: String(i % 1000000).padStart(6, "0"), text }));
+        use = overrides.buildLog.map((text, i) => ({
+          t: span[0]! + (n > 1 ? ((span[1]! - span[0]!) * i) / (n - 1) : 0),
+          subMs: String(i % 1000000).padStart(6, "0"),
+          text,
+        }));
       }
       for (const l of use) {
         const inLogWindow = (includeFrom ? l.t >= fromT : l.t > fromT) && l.t <= toT;
-        if (inLogWindow) out.push({ t: l.t, order: order++, kind: "log", container: name, subMs: l.subMs, text: l.text });
+        if (inLogWindow)
+          out.push({
+            t: l.t,
+            order: order++,
+            kind: "log",
+            container: name,
+            subMs: l.subMs,
+            text: l.text,
+          });
       }
     }
     const rank = { pod: 0, event: 1, log: 2 } as const;
     return out.sort((a, b) => a.t - b.t || rank[a.kind] - rank[b.kind] || a.order - b.order);
   }
 
-  private async run(rt: PodRuntime, pod: any, job: any, scenario: string, overrides: ScenarioOverrides): Promise<void> {
+  private async run(
+    rt: PodRuntime,
+    pod: any,
+    job: any,
+    scenario: string,
+    overrides: ScenarioOverrides,
+  ): Promise<void> {
     const rec = loadRecording(scenario);
     const live = { ns: rt.ns, pod, jobName: job.metadata.name, jobUid: job.metadata.uid };
     const ids = new Map<string, string>();
@@ -262,11 +324,17 @@ export class Kubelet {
     // The receiver runs: wait for the client's upload (a real kubelet waits on the container's stdin).
     let exit = 0;
     if (stdinInit && rt.receiver) {
-      exit = await Promise.race([rt.receiver.exit, new Promise<number>((r) => rt.wake.add(() => r(-1)))]);
+      exit = await Promise.race([
+        rt.receiver.exit,
+        new Promise<number>((r) => rt.wake.add(() => r(-1))),
+      ]);
       if (rt.stopped || exit < 0) return;
     }
     const recExit = rec.receiverExit ?? 0;
-    const cont = (exit === 0) === (recExit === 0) ? rec : loadRecording(exit === 0 ? "kaniko-success-cold" : "kaniko-upload-truncated");
+    const cont =
+      (exit === 0) === (recExit === 0)
+        ? rec
+        : loadRecording(exit === 0 ? "kaniko-success-cold" : "kaniko-upload-truncated");
     const cgate = cont.pods[cont.gateIdx]!;
     const m2 = new Mapper(cont, live, Date.now(), cgate.t, this.opts.timeScale, ids);
     const eventNames2 = cont === rec ? eventNames : new Map<string, string>();
@@ -276,7 +344,15 @@ export class Kubelet {
   }
 
   /** Applies items in time; false when the pod went away. */
-  private async play(rt: PodRuntime, items: Item[], m: Mapper, pod: any, overrides: ScenarioOverrides, eventNames: Map<string, string>, gate: { object: any } | undefined): Promise<boolean> {
+  private async play(
+    rt: PodRuntime,
+    items: Item[],
+    m: Mapper,
+    pod: any,
+    overrides: ScenarioOverrides,
+    eventNames: Map<string, string>,
+    gate: { object: any } | undefined,
+  ): Promise<boolean> {
     for (const it of items) {
       if (it.kind === "log" && it.done) continue;
       await this.sleepUntil(rt, m.time(it.t));
@@ -286,7 +362,9 @@ export class Kubelet {
         if (gate && it.object === gate.object) this.startReceiver(rt, pod);
       } else if (it.kind === "event") this.applyEvent(rt, it.type, it.object, m, eventNames);
       else {
-        rt.logs.get(it.container)?.push({ t: m.time(it.t), stamp: formatNano(m.time(it.t), it.subMs), text: it.text });
+        rt.logs
+          .get(it.container)
+          ?.push({ t: m.time(it.t), stamp: formatNano(m.time(it.t), it.subMs), text: it.text });
         it.done = true;
       }
     }
@@ -303,11 +381,22 @@ export class Kubelet {
     this.received.set(rt.name, r.dir);
   }
 
-  private applyPod(rt: PodRuntime, recObj: any, m: Mapper, pod: any, overrides: ScenarioOverrides, items: Item[]): void {
+  private applyPod(
+    rt: PodRuntime,
+    recObj: any,
+    m: Mapper,
+    pod: any,
+    overrides: ScenarioOverrides,
+    items: Item[],
+  ): void {
     const status = m.deep(recObj.status ?? {});
     const hasInit = (pod.spec.initContainers ?? []).length > 0;
     const recPod = recObj;
-    const rename = (list: any[] | undefined, recList: any[] | undefined, liveList: any[] | undefined) => {
+    const rename = (
+      list: any[] | undefined,
+      recList: any[] | undefined,
+      liveList: any[] | undefined,
+    ) => {
       for (const s of list ?? []) {
         const i = (recList ?? []).findIndex((c: any) => c.name === s.name);
         const lc = i >= 0 ? liveList?.[i] : undefined;
@@ -323,7 +412,8 @@ export class Kubelet {
     rename(status.initContainerStatuses, recPod.spec.initContainers, pod.spec.initContainers);
     rename(status.containerStatuses, recPod.spec.containers, pod.spec.containers);
     const main = status.containerStatuses?.[0];
-    if (overrides.digest && main?.state?.terminated?.message?.startsWith("sha256:")) main.state.terminated.message = overrides.digest;
+    if (overrides.digest && main?.state?.terminated?.message?.startsWith("sha256:"))
+      main.state.terminated.message = overrides.digest;
     if (!hasInit) {
       delete status.initContainerStatuses;
       for (const c of status.conditions ?? []) {
@@ -337,10 +427,14 @@ export class Kubelet {
     this.store.mutate("pods", rt.ns, rt.name, (p) => {
       if (p.metadata.deletionTimestamp) return false;
       p.status = status;
-      if (recObj.spec?.nodeName && !p.spec.nodeName) p.spec.nodeName = this.opts.nodeName ?? recObj.spec.nodeName;
+      if (recObj.spec?.nodeName && !p.spec.nodeName)
+        p.spec.nodeName = this.opts.nodeName ?? recObj.spec.nodeName;
     });
     // Containers that terminated: their logs are complete.
-    for (const s of [...(status.initContainerStatuses ?? []), ...(status.containerStatuses ?? [])]) {
+    for (const s of [
+      ...(status.initContainerStatuses ?? []),
+      ...(status.containerStatuses ?? []),
+    ]) {
       if (!s.state?.terminated) continue;
       const log = rt.logs.get(s.name);
       if (!log || log.ended) continue;
@@ -354,7 +448,13 @@ export class Kubelet {
     }
   }
 
-  private applyEvent(rt: PodRuntime, type: string, recEv: any, m: Mapper, names: Map<string, string>): void {
+  private applyEvent(
+    rt: PodRuntime,
+    type: string,
+    recEv: any,
+    m: Mapper,
+    names: Map<string, string>,
+  ): void {
     const ev = m.deep(recEv);
     const livePod = this.store.get("pods", rt.ns, rt.name);
     if (!livePod) return;
@@ -400,12 +500,22 @@ export class Kubelet {
     let pod = this.store.get("pods", rt.ns, rt.name);
     if (!pod) return;
     const running: Array<{ name: string; init: boolean }> = [];
-    for (const c of pod.status?.initContainerStatuses ?? []) if (c.state?.running) running.push({ name: c.name, init: true });
-    for (const c of pod.status?.containerStatuses ?? []) if (c.state?.running) running.push({ name: c.name, init: false });
+    for (const c of pod.status?.initContainerStatuses ?? [])
+      if (c.state?.running) running.push({ name: c.name, init: true });
+    for (const c of pod.status?.containerStatuses ?? [])
+      if (c.state?.running) running.push({ name: c.name, init: false });
     for (const c of running) {
-      recordEvent(this.store, involvedOf(pod, `spec.${c.init ? "initContainers" : "containers"}{${c.name}}`), {
-        reason: "Killing", message: `Stopping container ${c.name}`, type: "Normal", component: "kubelet", host: pod.spec.nodeName,
-      });
+      recordEvent(
+        this.store,
+        involvedOf(pod, `spec.${c.init ? "initContainers" : "containers"}{${c.name}}`),
+        {
+          reason: "Killing",
+          message: `Stopping container ${c.name}`,
+          type: "Normal",
+          component: "kubelet",
+          host: pod.spec.nodeName,
+        },
+      );
     }
     rt.receiver?.kill();
     await new Promise((r) => setTimeout(r, 500 * s));
@@ -414,7 +524,15 @@ export class Kubelet {
         const now = nowIso();
         const stopIt = (cs: any, init: boolean) => {
           if (!cs.state?.running) return;
-          cs.state = { terminated: { exitCode: init ? 143 : 2, reason: "Error", startedAt: cs.state.running.startedAt, finishedAt: now, containerID: cs.containerID } };
+          cs.state = {
+            terminated: {
+              exitCode: init ? 143 : 2,
+              reason: "Error",
+              startedAt: cs.state.running.startedAt,
+              finishedAt: now,
+              containerID: cs.containerID,
+            },
+          };
           cs.ready = false;
           if (!init) cs.started = false;
         };

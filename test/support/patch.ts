@@ -8,15 +8,24 @@ function unescape(s: string): string {
 
 function pointer(path: string): string[] {
   if (path === "") return [];
-  if (!path.startsWith("/")) throw badRequest(`the server rejected our request due to an error in our request`);
+  if (!path.startsWith("/"))
+    throw badRequest(`the server rejected our request due to an error in our request`);
   return path.slice(1).split("/").map(unescape);
 }
 
-function parentOf(doc: any, parts: string[], op: string, path: string): { parent: any; key: string } {
+function parentOf(
+  doc: any,
+  parts: string[],
+  op: string,
+  path: string,
+): { parent: any; key: string } {
   let cur = doc;
   for (const p of parts.slice(0, -1)) {
     cur = Array.isArray(cur) ? cur[Number(p)] : cur?.[p];
-    if (cur === undefined || cur === null) throw invalidPatch(`${op} operation does not apply: doc is missing path: "${path}": missing value`);
+    if (cur === undefined || cur === null)
+      throw invalidPatch(
+        `${op} operation does not apply: doc is missing path: "${path}": missing value`,
+      );
   }
   return { parent: cur, key: parts[parts.length - 1]! };
 }
@@ -31,12 +40,14 @@ function invalidPatch(msg: string): ApiError {
 
 function get(doc: any, parts: string[]): any {
   let cur = doc;
-  for (const p of parts) cur = Array.isArray(cur) ? cur[p === "-" ? cur.length - 1 : Number(p)] : cur?.[p];
+  for (const p of parts)
+    cur = Array.isArray(cur) ? cur[p === "-" ? cur.length - 1 : Number(p)] : cur?.[p];
   return cur;
 }
 
 export function applyJsonPatch(target: any, ops: any): any {
-  if (!Array.isArray(ops)) throw badRequest("json: cannot unmarshal object into Go value of type jsonpatch.Patch");
+  if (!Array.isArray(ops))
+    throw badRequest("json: cannot unmarshal object into Go value of type jsonpatch.Patch");
   let doc = clone(target);
   for (const op of ops) {
     const parts = pointer(op.path ?? "");
@@ -52,11 +63,17 @@ export function applyJsonPatch(target: any, ops: any): any {
           const i = key === "-" ? parent.length : Number(key);
           if (op.op === "add") parent.splice(i, 0, clone(op.value));
           else {
-            if (i >= parent.length) throw invalidPatch(`replace operation does not apply: doc is missing key: ${op.path}: missing value`);
+            if (i >= parent.length)
+              throw invalidPatch(
+                `replace operation does not apply: doc is missing key: ${op.path}: missing value`,
+              );
             parent[i] = clone(op.value);
           }
         } else {
-          if (op.op === "replace" && !(key in parent)) throw invalidPatch(`replace operation does not apply: doc is missing key: ${op.path}: missing value`);
+          if (op.op === "replace" && !(key in parent))
+            throw invalidPatch(
+              `replace operation does not apply: doc is missing key: ${op.path}: missing value`,
+            );
           parent[key] = clone(op.value);
         }
         break;
@@ -65,16 +82,23 @@ export function applyJsonPatch(target: any, ops: any): any {
         const { parent, key } = parentOf(doc, parts, op.op, op.path);
         if (Array.isArray(parent)) {
           const i = Number(key);
-          if (i >= parent.length) throw invalidPatch(`remove operation does not apply: doc is missing path: "${op.path}": missing value`);
+          if (i >= parent.length)
+            throw invalidPatch(
+              `remove operation does not apply: doc is missing path: "${op.path}": missing value`,
+            );
           parent.splice(i, 1);
         } else {
-          if (!(key in parent)) throw invalidPatch(`remove operation does not apply: doc is missing path: "${op.path}": missing value`);
+          if (!(key in parent))
+            throw invalidPatch(
+              `remove operation does not apply: doc is missing path: "${op.path}": missing value`,
+            );
           delete parent[key];
         }
         break;
       }
       case "test":
-        if (JSON.stringify(get(doc, parts)) !== JSON.stringify(op.value)) throw invalidPatch(`testing value ${op.path} failed: test failed`);
+        if (JSON.stringify(get(doc, parts)) !== JSON.stringify(op.value))
+          throw invalidPatch(`testing value ${op.path} failed: test failed`);
         break;
       case "move":
       case "copy": {
@@ -178,7 +202,9 @@ export function applyPatch(contentType: string, target: any, body: string): any 
     case "application/strategic-merge-patch+json":
       return applyStrategicMergePatch(target, parsed);
     default: {
-      const e = badRequest(`the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml`);
+      const e = badRequest(
+        `the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml`,
+      );
       e.body.code = 415;
       e.body.reason = "UnsupportedMediaType";
       throw e;

@@ -73,8 +73,17 @@ const cache = new Map<string, Recording>();
 
 export function scenarioNames(): string[] {
   return [
-    "kaniko-success-cold", "kaniko-success-warm", "kaniko-run-fails", "kaniko-deadline", "kaniko-upload-truncated", "kaniko-oomkilled",
-    "kaniko-image-pull-fails", "kaniko-unschedulable", "kaniko-missing-secret", "buildkit-rootless-success-cold", "buildkit-rootless-run-fails",
+    "kaniko-success-cold",
+    "kaniko-success-warm",
+    "kaniko-run-fails",
+    "kaniko-deadline",
+    "kaniko-upload-truncated",
+    "kaniko-oomkilled",
+    "kaniko-image-pull-fails",
+    "kaniko-unschedulable",
+    "kaniko-missing-secret",
+    "buildkit-rootless-success-cold",
+    "buildkit-rootless-run-fails",
   ];
 }
 
@@ -82,23 +91,31 @@ export function loadRecording(name: string): Recording {
   const hit = cache.get(name);
   if (hit) return hit;
   const dir = join(RECORDINGS_DIR, name);
-  if (!existsSync(dir)) throw new Error(`test cluster: no recording "${name}" (have: ${scenarioNames().join(", ")})`);
+  if (!existsSync(dir))
+    throw new Error(`test cluster: no recording "${name}" (have: ${scenarioNames().join(", ")})`);
   const pods = readWatch(join(dir, "pod-watch.jsonl"));
   const events = readWatch(join(dir, "events-watch.jsonl"));
   const job = JSON.parse(readFileSync(join(dir, "job.json"), "utf8"));
   const first = pods[0]!.object;
   const owner = first.metadata.ownerReferences?.[0] ?? {};
   const logs: Record<string, LogLine[]> = {};
-  for (const c of [...(first.spec.initContainers ?? []), ...first.spec.containers]) logs[c.name] = readLog(join(dir, `log-${c.name}.txt`));
+  for (const c of [...(first.spec.initContainers ?? []), ...first.spec.containers])
+    logs[c.name] = readLog(join(dir, `log-${c.name}.txt`));
   const del = pods.find((p) => p.object.metadata.deletionTimestamp);
   const stdinInit = (first.spec.initContainers ?? []).find((c: any) => c.stdin)?.name;
   const gateIdx = stdinInit
-    ? pods.findIndex((p) => (p.object.status?.initContainerStatuses ?? []).some((s: any) => s.name === stdinInit && s.state?.running))
+    ? pods.findIndex((p) =>
+        (p.object.status?.initContainerStatuses ?? []).some(
+          (s: any) => s.name === stdinInit && s.state?.running,
+        ),
+      )
     : -1;
   let receiverExit: number | undefined;
   if (gateIdx >= 0) {
     for (const p of pods.slice(gateIdx)) {
-      const s = (p.object.status?.initContainerStatuses ?? []).find((x: any) => x.name === stdinInit);
+      const s = (p.object.status?.initContainerStatuses ?? []).find(
+        (x: any) => x.name === stdinInit,
+      );
       if (s?.state?.terminated) {
         receiverExit = s.state.terminated.exitCode;
         break;

@@ -28,7 +28,15 @@ function splitTopLevel(s: string): string[] {
 
 function parseLabelRequirement(part: string): Requirement {
   let m = /^([^\s!=()]+)\s+(in|notin)\s+\(([^)]*)\)$/.exec(part);
-  if (m) return { key: m[1]!, op: m[2] as Op, values: m[3]!.split(",").map((v) => v.trim()).filter((v) => v) };
+  if (m)
+    return {
+      key: m[1]!,
+      op: m[2] as Op,
+      values: m[3]!
+        .split(",")
+        .map((v) => v.trim())
+        .filter((v) => v),
+    };
   m = /^!\s*([^\s!=()]+)$/.exec(part);
   if (m) return { key: m[1]!, op: "!", values: [] };
   m = /^([^\s!=()]+)\s*(==|=|!=)\s*([^\s!=(),]*)$/.exec(part);
@@ -61,7 +69,11 @@ export function labelSelector(sel: string | null | undefined): Matcher {
   const reqs = splitTopLevel(sel).map(parseLabelRequirement);
   return (obj) => {
     const labels: Record<string, string> = obj?.metadata?.labels ?? {};
-    return reqs.every((r) => matchRequirement(r, (k) => (Object.prototype.hasOwnProperty.call(labels, k) ? labels[k] : undefined)));
+    return reqs.every((r) =>
+      matchRequirement(r, (k) =>
+        Object.prototype.hasOwnProperty.call(labels, k) ? labels[k] : undefined,
+      ),
+    );
   };
 }
 
@@ -102,13 +114,17 @@ export function fieldSelector(resource: string, sel: string | null | undefined):
     "metadata.namespace": (o) => o.metadata?.namespace ?? "",
     ...(FIELD_LABELS[resource] ?? {}),
   };
-  const reqs = sel.split(",").map((p) => p.trim()).filter((p) => p).map((part) => {
-    const m = /^([^=!]+?)\s*(==|=|!=)\s*(.*)$/.exec(part);
-    if (!m) throw badRequest(`invalid selector: '${sel}'; can't understand '${part}'`);
-    const key = m[1]!;
-    const getter = known[key];
-    if (!getter) throw badRequest(`field label not supported: ${key}`);
-    return { getter, neg: m[2] === "!=", value: m[3]! };
-  });
+  const reqs = sel
+    .split(",")
+    .map((p) => p.trim())
+    .filter((p) => p)
+    .map((part) => {
+      const m = /^([^=!]+?)\s*(==|=|!=)\s*(.*)$/.exec(part);
+      if (!m) throw badRequest(`invalid selector: '${sel}'; can't understand '${part}'`);
+      const key = m[1]!;
+      const getter = known[key];
+      if (!getter) throw badRequest(`field label not supported: ${key}`);
+      return { getter, neg: m[2] === "!=", value: m[3]! };
+    });
   return (obj) => reqs.every((r) => (r.getter(obj) === r.value) !== r.neg);
 }

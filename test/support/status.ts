@@ -37,8 +37,20 @@ export class ApiError extends Error {
   }
 }
 
-function failure(code: number, reason: string, message: string, details?: StatusBody["details"]): ApiError {
-  const body: StatusBody = { kind: "Status", apiVersion: "v1", metadata: {}, status: "Failure", message, reason };
+function failure(
+  code: number,
+  reason: string,
+  message: string,
+  details?: StatusBody["details"],
+): ApiError {
+  const body: StatusBody = {
+    kind: "Status",
+    apiVersion: "v1",
+    metadata: {},
+    status: "Failure",
+    message,
+    reason,
+  };
   if (details) body.details = details;
   body.code = code;
   return new ApiError(body);
@@ -49,7 +61,11 @@ export function qualified(resource: string, group: string): string {
   return group ? `${resource}.${group}` : resource;
 }
 
-function details(name: string | undefined, group: string, kind: string): NonNullable<StatusBody["details"]> {
+function details(
+  name: string | undefined,
+  group: string,
+  kind: string,
+): NonNullable<StatusBody["details"]> {
   const d: NonNullable<StatusBody["details"]> = {};
   if (name) d.name = name;
   if (group) d.group = group;
@@ -58,11 +74,21 @@ function details(name: string | undefined, group: string, kind: string): NonNull
 }
 
 export function notFound(resource: string, group: string, name: string): ApiError {
-  return failure(404, "NotFound", `${qualified(resource, group)} "${name}" not found`, details(name, group, resource));
+  return failure(
+    404,
+    "NotFound",
+    `${qualified(resource, group)} "${name}" not found`,
+    details(name, group, resource),
+  );
 }
 
 export function alreadyExists(resource: string, group: string, name: string): ApiError {
-  return failure(409, "AlreadyExists", `${qualified(resource, group)} "${name}" already exists`, details(name, group, resource));
+  return failure(
+    409,
+    "AlreadyExists",
+    `${qualified(resource, group)} "${name}" already exists`,
+    details(name, group, resource),
+  );
 }
 
 export function conflict(resource: string, group: string, name: string, err: string): ApiError {
@@ -101,14 +127,25 @@ export function badRequest(message: string): ApiError {
 }
 
 export function methodNotSupported(resource: string, group: string, action: string): ApiError {
-  return failure(405, "MethodNotAllowed", `${action} is not supported on resources of kind "${qualified(resource, group)}"`, {
-    group: group || undefined,
-    kind: resource,
-  });
+  return failure(
+    405,
+    "MethodNotAllowed",
+    `${action} is not supported on resources of kind "${qualified(resource, group)}"`,
+    {
+      group: group || undefined,
+      kind: resource,
+    },
+  );
 }
 
 export interface FieldError {
-  type: "FieldValueInvalid" | "FieldValueRequired" | "FieldValueNotSupported" | "FieldValueForbidden" | "FieldValueTooLong" | "FieldValueDuplicate";
+  type:
+    | "FieldValueInvalid"
+    | "FieldValueRequired"
+    | "FieldValueNotSupported"
+    | "FieldValueForbidden"
+    | "FieldValueTooLong"
+    | "FieldValueDuplicate";
   field: string;
   /** The "Invalid value: …" / "Required value" part, without the field. */
   detail: string;
@@ -141,11 +178,18 @@ export function tooManyRequests(retryAfterSeconds: number | undefined): ApiError
 }
 
 export function internalError(msg: string): ApiError {
-  return failure(500, "InternalError", `Internal error occurred: ${msg}`, { causes: [{ reason: "", message: msg }] });
+  return failure(500, "InternalError", `Internal error occurred: ${msg}`, {
+    causes: [{ reason: "", message: msg }],
+  });
 }
 
 export function serviceUnavailable(retryAfterSeconds: number | undefined): ApiError {
-  const e = failure(503, "ServiceUnavailable", "the server is currently unable to handle the request", retryAfterSeconds !== undefined ? { retryAfterSeconds } : undefined);
+  const e = failure(
+    503,
+    "ServiceUnavailable",
+    "the server is currently unable to handle the request",
+    retryAfterSeconds !== undefined ? { retryAfterSeconds } : undefined,
+  );
   if (retryAfterSeconds !== undefined) e.headers["Retry-After"] = String(retryAfterSeconds);
   return e;
 }

@@ -89,7 +89,9 @@ export class Store {
   /** Objects in etcd key order (namespace/name). */
   list(resource: Resource, ns?: string): any[] {
     const out: any[] = [];
-    for (const [k, v] of [...this.data.get(resource)!.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    for (const [k, v] of [...this.data.get(resource)!.entries()].sort(([a], [b]) =>
+      a < b ? -1 : a > b ? 1 : 0,
+    )) {
       if (ns === undefined || k.startsWith(`${ns}/`)) out.push(clone(v));
     }
     return out;
@@ -97,7 +99,8 @@ export class Store {
 
   findByUid(uid: string): { resource: Resource; object: any } | undefined {
     for (const [resource, m] of this.data) {
-      for (const o of m.values()) if (o.metadata?.uid === uid) return { resource, object: clone(o) };
+      for (const o of m.values())
+        if (o.metadata?.uid === uid) return { resource, object: clone(o) };
     }
     return undefined;
   }
@@ -130,14 +133,23 @@ export class Store {
     if (o.metadata.finalizers && o.metadata.finalizers.length === 0) delete o.metadata.finalizers;
     m.set(k, o);
     this.emit({ rv: this.rv, resource, type: "MODIFIED", object: clone(o), prev: clone(prev) });
-    if (o.metadata.deletionTimestamp && !o.metadata.finalizers?.length && (o.metadata.deletionGracePeriodSeconds ?? 0) === 0) {
+    if (
+      o.metadata.deletionTimestamp &&
+      !o.metadata.finalizers?.length &&
+      (o.metadata.deletionGracePeriodSeconds ?? 0) === 0
+    ) {
       return this.remove(resource, o.metadata.namespace, o.metadata.name);
     }
     return clone(o);
   }
 
   /** Changes an object through fn (returns undefined when it is gone). */
-  mutate(resource: Resource, ns: string | undefined, name: string, fn: (o: any) => void | false): any | undefined {
+  mutate(
+    resource: Resource,
+    ns: string | undefined,
+    name: string,
+    fn: (o: any) => void | false,
+  ): any | undefined {
     const cur = this.get(resource, ns, name);
     if (!cur) return undefined;
     const before = JSON.stringify(cur);
@@ -163,7 +175,12 @@ export class Store {
    * The registry's delete: pods get a grace period (0 when unscheduled or finished), finalizers keep the
    * object with a deletionTimestamp. Returns the object as the DELETE response carries it and whether it is gone.
    */
-  delete(resource: Resource, ns: string | undefined, name: string, opts: { gracePeriodSeconds?: number; addFinalizer?: string } = {}): { object: any; deleted: boolean } | undefined {
+  delete(
+    resource: Resource,
+    ns: string | undefined,
+    name: string,
+    opts: { gracePeriodSeconds?: number; addFinalizer?: string } = {},
+  ): { object: any; deleted: boolean } | undefined {
     const cur = this.get(resource, ns, name);
     if (!cur) return undefined;
     const md = cur.metadata;
@@ -176,12 +193,14 @@ export class Store {
       }
       md.deletionTimestamp = nowIso(Date.now() + grace * 1000);
       md.deletionGracePeriodSeconds = grace;
-      if (opts.addFinalizer && !md.finalizers?.includes(opts.addFinalizer)) md.finalizers = [...(md.finalizers ?? []), opts.addFinalizer];
+      if (opts.addFinalizer && !md.finalizers?.includes(opts.addFinalizer))
+        md.finalizers = [...(md.finalizers ?? []), opts.addFinalizer];
       const after = this.update(resource, cur);
       const gone = !this.get(resource, ns, name);
       return { object: after, deleted: gone };
     }
-    if (opts.addFinalizer && !md.finalizers?.includes(opts.addFinalizer)) md.finalizers = [...(md.finalizers ?? []), opts.addFinalizer];
+    if (opts.addFinalizer && !md.finalizers?.includes(opts.addFinalizer))
+      md.finalizers = [...(md.finalizers ?? []), opts.addFinalizer];
     if (md.finalizers?.length) {
       if (!md.deletionTimestamp) {
         md.deletionTimestamp = nowIso();

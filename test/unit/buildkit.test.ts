@@ -14,36 +14,19 @@ import {
 } from "../../src/core/builders/buildkit.js";
 import type { RenderEnvironment } from "../../src/core/builders/types.js";
 import type { BuildSpec } from "../../src/core/types.js";
+import { specOf } from "./spec-fixture.js";
 
 const FIXTURES = fileURLToPath(new URL("../support/recordings/", import.meta.url));
 
-/** A minimal valid spec, written by hand (spec.ts is someone else's). */
 function spec(overrides: Partial<BuildSpec> = {}): BuildSpec {
-  return {
+  return specOf({
     context: { kind: "dir", dir: "/src/app" },
-    dockerfile: "Dockerfile",
     tags: ["ghcr.io/acme/api:1.0"],
-    buildArgs: [],
-    labels: [],
-    push: true,
-    platforms: [],
-    cacheFrom: [],
-    cacheTo: [],
-    secrets: [],
-    cluster: { kubeconfigPaths: [] },
     builder: "buildkit",
     builderImage: BUILDKIT_IMAGE,
     contextImage: "busybox:1.37",
-    nodeSelector: {},
-    tolerations: [],
-    resources: { requests: {}, limits: {} },
-    timeoutSeconds: 1800,
-    ttlSeconds: 600,
-    keepJob: false,
-    insecureRegistries: [],
-    dryRun: false,
     ...overrides,
-  };
+  });
 }
 
 const ENV: RenderEnvironment = {

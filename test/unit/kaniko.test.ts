@@ -7,34 +7,9 @@ import {
   kanikoImageSupportsSecrets,
 } from "../../src/core/builders/kaniko.js";
 import type { BuildSpec } from "../../src/core/types.js";
+import { specOf } from "./spec-fixture.js";
 
-function baseSpec(over: Partial<BuildSpec> = {}): BuildSpec {
-  return {
-    context: { kind: "dir", dir: "/src" },
-    dockerfile: "Dockerfile",
-    tags: ["ghcr.io/acme/web:1"],
-    buildArgs: [],
-    labels: [],
-    push: true,
-    platforms: [],
-    cacheFrom: [],
-    cacheTo: [],
-    secrets: [],
-    cluster: { kubeconfigPaths: [] },
-    builder: "kaniko",
-    builderImage: KANIKO_IMAGE,
-    contextImage: "busybox:1.37.0",
-    nodeSelector: {},
-    tolerations: [],
-    resources: { requests: {}, limits: {} },
-    timeoutSeconds: 1800,
-    ttlSeconds: 600,
-    keepJob: false,
-    insecureRegistries: [],
-    dryRun: false,
-    ...over,
-  };
-}
+const baseSpec = specOf;
 
 const BASE_ARGS = [
   "--context=dir:///workspace",

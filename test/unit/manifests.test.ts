@@ -11,35 +11,10 @@ import {
   renderManifests,
   type RenderedManifests,
 } from "../../src/core/manifests.js";
-import type { BuildIdentity, BuildSpec } from "../../src/core/types.js";
+import type { BuildIdentity } from "../../src/core/types.js";
+import { specOf } from "./spec-fixture.js";
 
-function baseSpec(over: Partial<BuildSpec> = {}): BuildSpec {
-  return {
-    context: { kind: "dir", dir: "/src" },
-    dockerfile: "Dockerfile",
-    tags: ["ghcr.io/acme/web:1"],
-    buildArgs: [],
-    labels: [],
-    push: true,
-    platforms: [],
-    cacheFrom: [],
-    cacheTo: [],
-    secrets: [],
-    cluster: { kubeconfigPaths: [] },
-    builder: "kaniko",
-    builderImage: KANIKO_IMAGE,
-    contextImage: "docker.io/library/busybox:1.37.0",
-    nodeSelector: {},
-    tolerations: [],
-    resources: { requests: {}, limits: {} },
-    timeoutSeconds: 1800,
-    ttlSeconds: 600,
-    keepJob: false,
-    insecureRegistries: [],
-    dryRun: false,
-    ...over,
-  };
-}
+const baseSpec = specOf;
 
 const ID: BuildIdentity = { jobName: "kib-abcd1234", runId: "123456789-1", buildId: "abcd1234" };
 const ENV = { hasRegistryCredentials: false, hasBuildSecrets: false };
