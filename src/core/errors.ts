@@ -47,3 +47,13 @@ export class BuildFailure extends Error {
 export function isUserFacing(error: unknown): error is InputError | BuildFailure {
   return error instanceof InputError || error instanceof BuildFailure;
 }
+
+/** The message of anything thrown (errors from node:fs may come from another realm, so duck-typed). */
+export function messageOf(error: unknown): string {
+  return typeof error === "object" &&
+    error !== null &&
+    "message" in error &&
+    typeof error.message === "string"
+    ? error.message
+    : String(error);
+}

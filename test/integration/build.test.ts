@@ -241,10 +241,18 @@ describe("failures are one line and leave nothing", () => {
     expect(await waitForEmpty()).toEqual({ jobs: [], pods: [], secrets: [] });
   });
 
-  test("a truncated upload is named as such", async () => {
+  test("an upload whose connection drops is named as such", async () => {
+    const context = makeContext({ "big.bin": "x".repeat(200_000) });
+    cluster.faults.dropNextAttach({ afterBytes: 100 });
+    const { error } = await buildFails(specFor(context));
+    expect(error.kind).toBe("upload-failed");
+    expect(error.message).toMatch(/the build context did not arrive whole: the receiver exited with code 1/);
+    expect(error.message).not.toContain("\n");
+    expect(await waitForEmpty()).toEqual({ jobs: [], pods: [], secrets: [] });
+  });
+
+  test("a symlink out of the context is refused before anything is created", async () => {
     const context = makeContext();
-    cluster.useScenario("kaniko-success-cold");
-    // A symlink out of the context is refused before anything is created.
     addSymlink(context, "escape", "/etc/passwd");
     cluster.resetRequests();
     await expect(

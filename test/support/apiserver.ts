@@ -39,6 +39,7 @@ export interface ForbidRule {
 export interface Faults {
   dropWatch: Array<{ resource: string; afterEvents: number }>;
   dropLog: Array<{ afterLines: number }>;
+  dropAttach: Array<{ afterBytes: number }>;
   fail: Array<{
     method?: string;
     pathPattern: RegExp;
@@ -100,7 +101,7 @@ function readBody(req: IncomingMessage): Promise<string> {
 
 export class ApiServer {
   readonly requests: RequestRecord[] = [];
-  readonly faults: Faults = { dropWatch: [], dropLog: [], fail: [] };
+  readonly faults: Faults = { dropWatch: [], dropLog: [], dropAttach: [], fail: [] };
   readonly tokens = new Map<string, { user: string; forbid: ForbidRule[] }>();
   readonly server: Server;
   private readonly wss: WebSocketServer;
@@ -1008,6 +1009,9 @@ export class ApiServer {
     const wantStdin = q.get("stdin") === "true" || q.get("stdin") === "1";
     const feeds = !!receiver && wantStdin && !receiver.claimed && !receiver.closed;
     if (feeds) receiver!.claimed = true;
+    // A connection that drops mid-upload: the receiver's tar sees its input end early.
+    const drop = feeds ? this.faults.dropAttach.shift() : undefined;
+    let received = 0;
     const v5 = ws.protocol === "v5.channel.k8s.io";
     const sock = (ws as any)._socket as Duplex | undefined;
     let finished = false;
@@ -1045,6 +1049,13 @@ export class ApiServer {
         return;
       }
       if (ch === 0 && feeds && !finished) {
+        if (drop && received + payload.length > drop.afterBytes) {
+          receiver!.write(payload.subarray(0, Math.max(0, drop.afterBytes - received)), () => {});
+          sock?.destroy();
+          void finish();
+          return;
+        }
+        received += payload.length;
         // Real backpressure: a full pipe into tar stops reading the client's socket.
         if (!receiver!.write(payload, () => sock?.resume())) sock?.pause();
       }

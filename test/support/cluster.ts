@@ -52,6 +52,8 @@ export interface TestCluster {
   faults: {
     dropNextWatch(opts: { resource: "pods" | "jobs" | "events"; afterEvents: number }): void;
     dropNextLog(opts: { afterLines: number }): void;
+    /** The next context upload's connection drops after this many stdin bytes. */
+    dropNextAttach(opts: { afterBytes: number }): void;
     failRequests(opts: {
       method?: string;
       pathPattern: RegExp;
@@ -172,6 +174,9 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
       },
       dropNextLog(o) {
         api.faults.dropLog.push({ ...o });
+      },
+      dropNextAttach(o) {
+        api.faults.dropAttach.push({ ...o });
       },
       failRequests(o) {
         api.faults.fail.push({ ...o });
