@@ -3,7 +3,7 @@
  * context when the receiver runs, follows the build's log, reads the digest back, and deletes what
  * it created on every path.
  */
-import type { CoreV1Event, V1Job, V1Pod } from "@kubernetes/client-node";
+import type { CoreV1Event, V1Pod } from "@kubernetes/client-node";
 import { apiFailure, apiStatus, withRetry } from "./api-errors.js";
 import { getBuilder } from "./builders/index.js";
 import {
@@ -18,6 +18,8 @@ import { planContext, tarContext, type ContextPlan } from "./context.js";
 import { BuildFailure, InputError } from "./errors.js";
 import { followLog } from "./log-follower.js";
 import { secretsOf } from "./masking.js";
+import { submitManifests } from "./submit.js";
+import { digestOf } from "./outcome.js";
 import { newBuildIdentity, renderManifests, type RenderedManifests } from "./manifests.js";
 import { formatDuration } from "./parse.js";
 import { PodTracker } from "./pod-tracker.js";
@@ -45,7 +47,6 @@ export interface BuildOptions {
   cleanupTimeoutMs?: number;
 }
 
-const DIGEST = /^sha256:[0-9a-f]{64}$/;
 const LOG_TAIL_LINES = 20;
 
 function formatBytes(bytes: number): string {
@@ -199,66 +200,14 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
     const manifests = renderManifests({ ...spec, namespace }, identity, env);
 
     await reporter.group("Submit", async () => {
-      for (const secret of manifests.secrets) {
-        const name = secret.metadata?.name ?? "";
-        await withRetry(
-          () =>
-            clients.core.createNamespacedSecret({
-              namespace,
-              body: secret,
-              fieldValidation: "Strict",
-            }),
-          retry,
-        ).catch((error: unknown) => {
-          throw apiFailure(error, `create Secret ${name}`, connection.server);
-        });
-        created.secrets.push(name);
-      }
-      const job: V1Job = await withRetry(
-        () =>
-          clients.batch.createNamespacedJob({
-            namespace,
-            body: manifests.job,
-            fieldValidation: "Strict",
-          }),
+      await submitManifests(manifests, {
+        clients,
+        namespace,
+        server: connection.server,
         retry,
-      ).catch((error: unknown) => {
-        throw apiFailure(error, `create Job ${identity.jobName}`, connection.server);
+        created,
+        onSubmitted: options.onSubmitted,
       });
-      created.job = job.metadata?.name ?? identity.jobName;
-      options.onSubmitted?.({ ...created, secrets: [...created.secrets] });
-      // The Secrets go with the Job: owner references need the Job's uid, so they are added now.
-      for (const name of created.secrets) {
-        await withRetry(
-          () =>
-            clients.core.patchNamespacedSecret(
-              {
-                name,
-                namespace,
-                body: [
-                  {
-                    op: "add",
-                    path: "/metadata/ownerReferences",
-                    value: [
-                      {
-                        apiVersion: "batch/v1",
-                        kind: "Job",
-                        name: created.job,
-                        uid: job.metadata?.uid,
-                        blockOwnerDeletion: false,
-                        controller: false,
-                      },
-                    ],
-                  },
-                ],
-              },
-              undefined,
-            ),
-          retry,
-        ).catch((error: unknown) => {
-          throw apiFailure(error, `set the owner of Secret ${name}`, connection.server);
-        });
-      }
       reporter.info(
         `Created Job ${created.job}${created.secrets.length ? ` and Secret ${created.secrets.join(", ")}` : ""} in ${namespace}`,
       );
@@ -412,30 +361,7 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
     });
     timings.buildMs = performance.now() - buildStarted;
 
-    if (terminated.exitCode !== 0) {
-      if (terminated.reason === "OOMKilled") {
-        const limit = spec.resources.limits.memory;
-        throw new BuildFailure(
-          "oom-killed",
-          `the build ran out of memory (OOMKilled${limit ? `, limit ${limit}` : ""}); raise the memory limit in resources`,
-          [...logTail],
-        );
-      }
-      const last = logTail.length ? `: ${logTail[logTail.length - 1]}` : "";
-      throw new BuildFailure(
-        "build-failed",
-        `the build failed with exit code ${terminated.exitCode}${last}`,
-        [...logTail],
-      );
-    }
-    const digest = (terminated.message ?? "").trim();
-    if (!DIGEST.test(digest)) {
-      throw new BuildFailure(
-        "digest-missing",
-        `the build finished but left no digest in its termination message (got ${JSON.stringify(digest.slice(0, 80))})`,
-        [...logTail],
-      );
-    }
+    const digest = digestOf(terminated, { memoryLimit: spec.resources.limits.memory, logTail });
     reporter.info(`Digest: ${digest}`);
     const result: BuildResult = {
       digest,

@@ -1,0 +1,40 @@
+import { BuildFailure } from "../../src/core/errors.js";
+import { digestOf } from "../../src/core/outcome.js";
+
+const DIGEST = `sha256:${"0123456789abcdef".repeat(4)}`;
+
+test.each([
+  [{ exitCode: 0, message: `${DIGEST}\n` }, DIGEST],
+  [{ exitCode: 0, message: DIGEST }, DIGEST],
+])("a clean exit with %o gives the digest", (terminated, digest) => {
+  expect(digestOf(terminated, { logTail: [] })).toBe(digest);
+});
+
+test.each([
+  [
+    { exitCode: 137, reason: "OOMKilled" },
+    "oom-killed",
+    /OOMKilled, limit 2Gi\); raise the memory limit/,
+  ],
+  [{ exitCode: 3, reason: "Error" }, "build-failed", /exit code 3: error: failed to solve/],
+  [
+    { exitCode: 0, message: "" },
+    "digest-missing",
+    /left no digest in its termination message \(got ""\)/,
+  ],
+  [{ exitCode: 0, message: "sha256:short" }, "digest-missing", /got "sha256:short"/],
+])("%o → %s", (terminated, kind, message) => {
+  let error: unknown;
+  try {
+    digestOf(terminated, {
+      memoryLimit: "2Gi",
+      logTail: ["#5 RUN make", "error: failed to solve"],
+    });
+  } catch (caught) {
+    error = caught;
+  }
+  expect(error).toBeInstanceOf(BuildFailure);
+  expect((error as BuildFailure).kind).toBe(kind);
+  expect((error as BuildFailure).message).toMatch(message);
+  expect((error as BuildFailure).logTail).toEqual(["#5 RUN make", "error: failed to solve"]);
+});
