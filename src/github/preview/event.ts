@@ -46,8 +46,11 @@ export type PreviewPlan =
   | { mode: "cleanup"; pr: PullRequestInfo; repositories: string[]; notes: string[] }
   /** Fork gating: end the step with `message` before any cluster call. */
   | { mode: "refuse"; pr: PullRequestInfo; message: string }
-  /** Not a PR event (or nothing to do): `note` says so once; build as without preview. */
-  | { mode: "none"; note: string };
+  /**
+   * Not a PR event (or nothing to do): `note` says so once; build as without preview — unless
+   * `skipBuild`, when the step ends green after the note (a closed fork PR: nothing to build or clean).
+   */
+  | { mode: "none"; note: string; skipBuild?: true };
 
 export interface DetectPreviewOptions {
   /** The `tags` input: image repositories only (validated here; InputError otherwise). */
@@ -142,6 +145,7 @@ export function detectPreviewEvent(
       return {
         mode: "none",
         note: `preview: PR #${pr.number} from a fork was closed; fork previews are not built under pull_request, so there is nothing to clean up`,
+        skipBuild: true,
       };
     }
     return { mode: "cleanup", pr, repositories, notes: [] };
