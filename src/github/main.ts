@@ -94,8 +94,7 @@ export async function runActionMain(): Promise<void> {
       core.setFailed(`${FAILURE_PREFIX}${plan.message}`);
       return;
     }
-    // A closed PR that has no preview to remove: nothing to build either (the note said so).
-    if (plan?.mode === "none" && plan.skipBuild) return;
+    if (plan?.mode === "skip") return;
     const spec = parseBuildSpec(raw, parseEnvironment());
     for (const value of secretsOf(spec)) core.setSecret(value);
     if (plan?.mode === "cleanup") {

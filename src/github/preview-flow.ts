@@ -60,7 +60,7 @@ export function planPreview(inputs: PreviewInputs, raw: RawInputs): PreviewPlan 
     const labels = plan.labels.map((label) => `${label.key}=${label.value}`);
     raw.labels = [raw.labels ?? "", ...labels].filter((line) => line !== "").join("\n");
     for (const note of plan.notes) core.info(note);
-  } else if (plan.mode === "none") {
+  } else if (plan.mode === "none" || plan.mode === "skip") {
     core.info(plan.note);
   }
   return plan;

@@ -21,7 +21,7 @@ describe("detectPreviewEvent", () => {
       true,
       "refuse",
     ],
-    ["fork PR under pull_request closed", p.forkClosed, false, "none"],
+    ["fork PR under pull_request closed", p.forkClosed, false, "skip"],
     ["fork PR under pull_request_target", p.forkTargetOpened, false, "refuse"],
     ["fork PR under pull_request_target with allow-fork-builds", p.forkTargetOpened, true, "build"],
     ["fork PR under pull_request_target closed", p.forkTargetClosed, false, "cleanup"],

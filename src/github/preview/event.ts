@@ -46,11 +46,10 @@ export type PreviewPlan =
   | { mode: "cleanup"; pr: PullRequestInfo; repositories: string[]; notes: string[] }
   /** Fork gating: end the step with `message` before any cluster call. */
   | { mode: "refuse"; pr: PullRequestInfo; message: string }
-  /**
-   * Not a PR event (or nothing to do): `note` says so once; build as without preview — unless
-   * `skipBuild`, when the step ends green after the note (a closed fork PR: nothing to build or clean).
-   */
-  | { mode: "none"; note: string; skipBuild?: true };
+  /** Not a PR event: `note` says so once; build as without preview. */
+  | { mode: "none"; note: string }
+  /** Nothing to build and nothing to clean up (a closed fork PR): `note` says so; the step ends green. */
+  | { mode: "skip"; note: string };
 
 export interface DetectPreviewOptions {
   /** The `tags` input: image repositories only (validated here; InputError otherwise). */
@@ -143,9 +142,8 @@ export function detectPreviewEvent(
   if (context.payload.action === "closed") {
     if (pr.isFork && !target) {
       return {
-        mode: "none",
+        mode: "skip",
         note: `preview: PR #${pr.number} from a fork was closed; fork previews are not built under pull_request, so there is nothing to clean up`,
-        skipBuild: true,
       };
     }
     return { mode: "cleanup", pr, repositories, notes: [] };
