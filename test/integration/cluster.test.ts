@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { connect, createClients } from "../../src/core/cluster.js";
 import { BuildFailure } from "../../src/core/errors.js";
+import type { ClusterSource } from "../../src/core/types.js";
 import { startTestCluster, type TestCluster } from "../support/cluster.js";
 
 let cluster: TestCluster;
@@ -82,13 +83,14 @@ test("in-cluster last: the service account's token, CA and namespace", async () 
   expect(ns.metadata?.name).toBe("in-cluster-ns");
 });
 
-test.each([
+test.each<[string, ClusterSource, RegExp]>([
   [
     "nothing configured",
     { kubeconfigPaths: [] },
     /no cluster configured: set the kubeconfig input, or \$KUBECONFIG/,
   ],
   [
+    "a kubeconfig with no context",
     { kubeconfigPaths: [], kubeconfigContent: "apiVersion: v1\nkind: Config\nclusters: []\n" },
     /no current context/,
   ],
