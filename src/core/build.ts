@@ -3,7 +3,7 @@
  * context when the receiver runs, follows the build's log, reads the digest back, and deletes what
  * it created on every path.
  */
-import type { CoreV1Event, V1Pod } from "@kubernetes/client-node";
+import type { CoreV1Event, V1Job, V1Pod } from "@kubernetes/client-node";
 import { apiFailure, apiStatus, withRetry } from "./api-errors.js";
 import { getBuilder } from "./builders/index.js";
 import {
@@ -143,6 +143,7 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
   });
   const watches: WatchStream<{ metadata?: { resourceVersion?: string } }>[] = [];
   let eventWatch: WatchStream<CoreV1Event> | undefined;
+  let submitted: V1Job | undefined;
   const logTail: string[] = [];
   let cleanedUp = false;
 
@@ -200,7 +201,7 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
     const manifests = renderManifests({ ...spec, namespace }, identity, env);
 
     await reporter.group("Submit", async () => {
-      await submitManifests(manifests, {
+      submitted = await submitManifests(manifests, {
         clients,
         namespace,
         server: connection.server,
@@ -241,29 +242,13 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
 
     const scheduleStarted = performance.now();
     await reporter.group("Schedule", async () => {
+      // Until the pod exists, only the Job's events can say why it does not (admission refused it).
+      const jobEvents = watchEvents(`involvedObject.uid=${submitted?.metadata?.uid ?? ""}`);
       await tracker.until(() => tracker.pod !== undefined);
+      jobEvents.stop();
       const podName = tracker.pod?.metadata?.name ?? "";
       reporter.info(`Pod ${podName} created; waiting for it to start`);
-      eventWatch = new WatchStream<CoreV1Event>({
-        kubeConfig: connection.kubeConfig,
-        path: `/api/v1/namespaces/${namespace}/events`,
-        query: { fieldSelector: `involvedObject.name=${podName}` },
-        onEvent: (type, event) => {
-          if (type !== "DELETED") tracker.eventSeen(event);
-        },
-        relist: async () => {
-          const list = await clients.core.listNamespacedEvent({
-            namespace,
-            fieldSelector: `involvedObject.name=${podName}`,
-          });
-          return { items: list.items, resourceVersion: list.metadata?.resourceVersion };
-        },
-        // Events only explain; a build goes on without them.
-        onFatal: (error) => reporter.debug(`event watch stopped: ${error.message}`),
-        onRetry: (message) => reporter.debug(message),
-      });
-      watches.push(eventWatch);
-      eventWatch.start();
+      eventWatch = watchEvents(`involvedObject.name=${podName}`);
       const firstContainer = contextPlan ? CONTEXT_CONTAINER : BUILD_CONTAINER;
       await tracker.until(() => tracker.started(firstContainer) || tracker.deleting);
       const node = tracker.pod?.spec?.nodeName;
@@ -388,6 +373,27 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
   } finally {
     options.signal?.removeEventListener("abort", onOuterAbort);
     abort.signal.removeEventListener("abort", onCancel);
+  }
+
+  /** A watch on the events matching the field selector, fed to the tracker; events only explain, so it never fails the build. */
+  function watchEvents(fieldSelector: string): WatchStream<CoreV1Event> {
+    const watch = new WatchStream<CoreV1Event>({
+      kubeConfig: connection.kubeConfig,
+      path: `/api/v1/namespaces/${namespace}/events`,
+      query: { fieldSelector },
+      onEvent: (type, event) => {
+        if (type !== "DELETED") tracker.eventSeen(event);
+      },
+      relist: async () => {
+        const list = await clients.core.listNamespacedEvent({ namespace, fieldSelector });
+        return { items: list.items, resourceVersion: list.metadata?.resourceVersion };
+      },
+      onFatal: (error) => reporter.debug(`event watch stopped: ${error.message}`),
+      onRetry: (message) => reporter.debug(message),
+    });
+    watches.push(watch);
+    watch.start();
+    return watch;
   }
 
   async function readLogTail(container: string): Promise<string[]> {

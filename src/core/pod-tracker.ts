@@ -88,6 +88,18 @@ export function eventProblem(event: CoreV1Event): PendingProblem | undefined {
         message: `a volume cannot be mounted: ${message}`,
         immediate: false,
       };
+    case "FailedCreate": {
+      // On the Job: the pod itself was refused (Pod Security admission, quota, LimitRange).
+      const detail = message.replace(/^Error creating: /, "");
+      const podSecurity = /violates PodSecurity/.test(detail);
+      return {
+        kind: podSecurity ? "pod-security" : "api",
+        key: "pod-create",
+        message: `the Job cannot create its pod: ${detail}`,
+        // Admission will refuse the same pod again; a quota may free up.
+        immediate: podSecurity,
+      };
+    }
     case "Failed":
       if (/^Failed to pull image/.test(message)) {
         const container = /\{(.+)\}/.exec(event.involvedObject?.fieldPath ?? "")?.[1] ?? "build";

@@ -189,7 +189,7 @@ describe("a successful Kaniko build", () => {
     const summary = cluster.requests.map(
       (r) => `${r.method} ${r.path}${r.stream ? ` (${r.stream})` : ""}`,
     );
-    // Without registry credentials: namespace, Job, pod watch, event watch, attach, log, delete.
+    // Without registry credentials: namespace, Job, pod watch, two event watches, attach, log, delete.
     expect(summary.length).toBeLessThanOrEqual(9);
     await waitForEmpty();
   });
@@ -246,7 +246,9 @@ describe("failures are one line and leave nothing", () => {
     cluster.faults.dropNextAttach({ afterBytes: 100 });
     const { error } = await buildFails(specFor(context));
     expect(error.kind).toBe("upload-failed");
-    expect(error.message).toMatch(/the build context did not arrive whole: the receiver exited with code 1/);
+    expect(error.message).toMatch(
+      /the build context did not arrive whole: the receiver exited with code 1/,
+    );
     expect(error.message).not.toContain("\n");
     expect(await waitForEmpty()).toEqual({ jobs: [], pods: [], secrets: [] });
   });
@@ -366,6 +368,8 @@ describe("API requests per build", () => {
         "GET /api/v1/namespaces/ci-builds",
         "POST /apis/batch/v1/namespaces/ci-builds/jobs",
         "GET /api/v1/namespaces/ci-builds/pods (watch)",
+        // The Job's events until the pod exists (admission refusals), then the pod's while Pending.
+        "GET /api/v1/namespaces/ci-builds/events (watch)",
         "GET /api/v1/namespaces/ci-builds/events (watch)",
         "GET /api/v1/namespaces/ci-builds/pods/kib-…/attach (attach)",
         "GET /api/v1/namespaces/ci-builds/pods/kib-…/log (log)",
@@ -394,6 +398,6 @@ describe("API requests per build", () => {
       "PATCH /api/v1/namespaces/ci-builds/secrets/kib-…",
       "DELETE /api/v1/namespaces/ci-builds/secrets/kib-…",
     ]);
-    expect(cluster.requests).toHaveLength(10);
+    expect(cluster.requests).toHaveLength(11);
   });
 });

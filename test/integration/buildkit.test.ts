@@ -250,3 +250,28 @@ async function fetchCleanup(c: TestCluster, job: string) {
     },
   );
 }
+
+test("without the right to read namespaces, Pod Security admission's refusal still ends the build at once", async () => {
+  cluster.addToken("no-namespace-read", { forbid: [{ verb: "get", resource: "namespaces" }] });
+  const started = Date.now();
+  const error = await build(
+    parseBuildSpec(
+      {
+        builder: "buildkit",
+        context: ".",
+        tags: "registry.example:5000/acme/api:1.0",
+        namespace: "base",
+        kubeconfig: cluster.kubeconfig({ token: "no-namespace-read" }),
+      },
+      { workspace: makeContext(), kubeconfigPaths: [] },
+    ),
+    { reporter: recordingReporter(), runId: "bk" },
+  ).catch((e: unknown) => e as BuildFailure);
+  expect(error).toBeInstanceOf(BuildFailure);
+  expect((error as BuildFailure).kind).toBe("pod-security");
+  expect((error as BuildFailure).message).toMatch(
+    /^the Job cannot create its pod: pods "kib-[a-z0-9]+-[a-z0-9]+" is forbidden: violates PodSecurity "baseline:latest": .*seccompProfile/,
+  );
+  expect(Date.now() - started).toBeLessThan(5000);
+  expect(await waitForEmpty(cluster, "base")).toBe(0);
+});

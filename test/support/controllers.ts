@@ -1,6 +1,7 @@
 /** kube-controller-manager's parts that matter here: the Job controller, the garbage collector, the TTL controller. */
 import { randomBytes } from "node:crypto";
 import { involvedOf, recordEvent } from "./events.js";
+import { podSecurityMessage, podSecurityViolations } from "./pod-security.js";
 import type { Kubelet, ScenarioOverrides } from "./kubelet.js";
 import { clone, nowIso, type Resource, type Store, type StoreEvent } from "./store.js";
 
@@ -141,6 +142,20 @@ export class Controllers {
       },
       spec: tmpl.spec,
     });
+    // Pod Security admission refuses the pod: the Job controller records FailedCreate on the Job
+    // and tries again with a growing back-off, as kube-controller-manager does.
+    const namespace = this.store.get("namespaces", undefined, ns);
+    const admission = podSecurityViolations(namespace?.metadata?.labels, pod);
+    if (admission.violations.length) {
+      recordEvent(this.store, involvedOf(job), {
+        reason: "FailedCreate",
+        message: `Error creating: ${podSecurityMessage(name, admission.level, admission.violations)}`,
+        type: "Warning",
+        component: "job-controller",
+      });
+      this.soon(Math.min(1000 * 2 ** attempt, 60_000), () => this.createPod(jobUid, attempt + 1));
+      return;
+    }
     const created = this.store.create("pods", pod);
     st.pods.push(created.metadata.uid);
     recordEvent(this.store, involvedOf(job), {
