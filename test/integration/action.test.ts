@@ -2,12 +2,10 @@
  * The bundled action (dist/main.js, dist/post.js) run as the runner runs it: INPUT_* variables,
  * GITHUB_OUTPUT / GITHUB_STATE / GITHUB_STEP_SUMMARY files, Node 24, signals.
  */
-import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { readFileSync } from "node:fs";
 import { startTestCluster, type TestCluster } from "../support/cluster.js";
-import { makeContext } from "./helpers.js";
+import { makeContext, NOTHING_LEFT, waitForEmpty } from "./helpers.js";
+import { readFileCommands, startAction } from "./runner.js";
 
 let cluster: TestCluster;
 beforeAll(async () => {
@@ -25,73 +23,12 @@ beforeEach(() => {
 const PASSWORD = "s3cr3t-registry-password-value";
 const DIGEST = "sha256:8c1c626558915ecba14a9b1f8b20dce4ba869984d4032c592d4dd6c67d8aab84";
 
-interface Run {
-  child: ChildProcess;
-  files: { output: string; state: string; summary: string };
-  done: Promise<{
-    code: number | null;
-    signal: NodeJS.Signals | null;
-    stdout: string;
-    stderr: string;
-  }>;
-}
-
-function startAction(
+function runAction(
   entry: "main" | "post",
   inputs: Record<string, string>,
-  options: { workspace: string; state?: Record<string, string>; files?: Run["files"] },
-): Run {
-  const dir = mkdtempSync(join(tmpdir(), "kib-runner-"));
-  const files = options.files ?? {
-    output: join(dir, "output"),
-    state: join(dir, "state"),
-    summary: join(dir, "summary"),
-  };
-  for (const path of Object.values(files)) writeFileSync(path, "", { flag: "a" });
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: dir,
-    RUNNER_TEMP: dir,
-    GITHUB_ACTIONS: "true",
-    GITHUB_RUN_ID: "4242",
-    GITHUB_RUN_ATTEMPT: "1",
-    GITHUB_WORKSPACE: options.workspace,
-    GITHUB_OUTPUT: files.output,
-    GITHUB_STATE: files.state,
-    GITHUB_STEP_SUMMARY: files.summary,
-  };
-  for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value;
-  for (const [name, value] of Object.entries(options.state ?? {})) env[`STATE_${name}`] = value;
-  const child = spawn(process.execPath, [`dist/${entry}.js`], {
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.on("data", (chunk) => (stdout += chunk));
-  child.stderr!.on("data", (chunk) => (stderr += chunk));
-  const done = new Promise<{
-    code: number | null;
-    signal: NodeJS.Signals | null;
-    stdout: string;
-    stderr: string;
-  }>((resolve) => child.on("close", (code, signal) => resolve({ code, signal, stdout, stderr })));
-  return { child, files, done };
-}
-
-/** The runner's file-command format: `name<<delimiter` … `delimiter`. */
-function readFileCommands(path: string): Record<string, string> {
-  const values: Record<string, string> = {};
-  const lines = readFileSync(path, "utf8").split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    const match = /^([^<]+)<<(.+)$/.exec(lines[i]);
-    if (!match) continue;
-    const [, name, delimiter] = match;
-    const value: string[] = [];
-    for (i++; i < lines.length && lines[i] !== delimiter; i++) value.push(lines[i]);
-    values[name] = value.join("\n");
-  }
-  return values;
+  options: { workspace: string; state?: Record<string, string> },
+) {
+  return startAction(entry, { inputs, ...options });
 }
 
 function baseInputs(extra: Record<string, string> = {}): Record<string, string> {
@@ -106,16 +43,6 @@ function baseInputs(extra: Record<string, string> = {}): Record<string, string> 
   };
 }
 
-async function waitForEmpty(ms = 5000) {
-  const until = Date.now() + ms;
-  const count = () =>
-    cluster.objects("jobs", "ci-builds").length +
-    cluster.objects("pods", "ci-builds").length +
-    cluster.objects("secrets", "ci-builds").length;
-  while (count() > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
-  return count();
-}
-
 async function waitFor(check: () => boolean, ms = 15_000) {
   const until = Date.now() + ms;
   while (!check() && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 25));
@@ -125,7 +52,7 @@ async function waitFor(check: () => boolean, ms = 15_000) {
 test("a build through dist/main.js writes digest, image, tags and metadata outputs and a summary", async () => {
   const workspace = makeContext();
   const kubeconfig = Buffer.from(cluster.kubeconfig()).toString("base64");
-  const run = startAction(
+  const run = runAction(
     "main",
     baseInputs({ kubeconfig, "registry-username": "ci", "registry-password": PASSWORD }),
     { workspace },
@@ -163,11 +90,11 @@ test("a build through dist/main.js writes digest, image, tags and metadata outpu
   expect(printed).not.toContain(PASSWORD);
   expect(printed).not.toContain(cluster.token);
   expect(stdout).toContain(`::add-mask::${cluster.token}`);
-  expect(await waitForEmpty()).toBe(0);
+  expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
 });
 
 test("dry-run prints the Job and a redacted Secret and creates nothing", async () => {
-  const run = startAction(
+  const run = runAction(
     "main",
     baseInputs({ "dry-run": "true", "registry-username": "ci", "registry-password": PASSWORD }),
     {
@@ -192,7 +119,7 @@ test.each([
   [{ resources: "limits: { memory: lots }" }, /input "resources"/],
   [{ kubeconfig: "not base64 and not yaml: [" }, /input "kubeconfig"/],
 ])("bad input %o → one error line, nothing created", async (bad, message) => {
-  const run = startAction("main", baseInputs(bad as Record<string, string>), {
+  const run = runAction("main", baseInputs(bad as Record<string, string>), {
     workspace: makeContext(),
   });
   const { code, stdout } = await run.done;
@@ -207,7 +134,7 @@ test.each([
 
 test("SIGINT mid-build deletes the Job and its Secret within 7 s", async () => {
   cluster.useScenario("kaniko-deadline");
-  const run = startAction(
+  const run = runAction(
     "main",
     baseInputs({ "registry-username": "ci", "registry-password": PASSWORD }),
     {
@@ -225,7 +152,7 @@ test("SIGINT mid-build deletes the Job and its Secret within 7 s", async () => {
   expect(stdout).toMatch(
     /::error::k8s-image-build failed: the build was cancelled; deleted Job kib-/,
   );
-  expect(await waitForEmpty()).toBe(0);
+  expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
   expect(readFileCommands(run.files.state).objects).toBe("");
 });
 
@@ -233,7 +160,7 @@ test("main killed outright → the post step deletes what the saved state names"
   cluster.useScenario("kaniko-deadline");
   const workspace = makeContext();
   const inputs = baseInputs({ "registry-username": "ci", "registry-password": PASSWORD });
-  const run = startAction("main", inputs, { workspace });
+  const run = runAction("main", inputs, { workspace });
   await waitFor(() =>
     cluster.objects("pods", "ci-builds").some((pod) => pod.status?.phase === "Running"),
   );
@@ -245,9 +172,9 @@ test("main killed outright → the post step deletes what the saved state names"
     namespace: "ci-builds",
     job: expect.stringMatching(/^kib-/),
   });
-  const post = startAction("post", inputs, { workspace, state });
+  const post = runAction("post", inputs, { workspace, state });
   const result = await post.done;
   expect(result.code).toBe(0);
   expect(result.stdout).toMatch(/Cleaned up Job kib-/);
-  expect(await waitForEmpty()).toBe(0);
+  expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
 });

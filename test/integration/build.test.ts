@@ -8,7 +8,13 @@ import { build } from "../../src/core/build.js";
 import { BuildFailure } from "../../src/core/errors.js";
 import { parseBuildSpec, type RawInputs } from "../../src/core/spec.js";
 import { startTestCluster, type TestCluster } from "../support/cluster.js";
-import { addSymlink, makeContext, recordingReporter } from "./helpers.js";
+import {
+  addSymlink,
+  makeContext,
+  NOTHING_LEFT,
+  recordingReporter,
+  waitForEmpty,
+} from "./helpers.js";
 
 let cluster: TestCluster;
 beforeAll(async () => {
@@ -47,24 +53,6 @@ function listFiles(dir: string, prefix = ""): string[] {
     else out.push(rel);
   }
   return out.sort();
-}
-
-function leftovers(namespace = "ci-builds") {
-  return {
-    jobs: cluster.objects("jobs", namespace).map((job) => job.metadata.name),
-    pods: cluster.objects("pods", namespace).map((pod) => pod.metadata.name),
-    secrets: cluster.objects("secrets", namespace).map((secret) => secret.metadata.name),
-  };
-}
-
-async function waitForEmpty(namespace = "ci-builds", ms = 5000) {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    const left = leftovers(namespace);
-    if (left.jobs.length + left.pods.length + left.secrets.length === 0) return left;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return leftovers(namespace);
 }
 
 async function buildFails(spec: ReturnType<typeof specFor>, reporter = recordingReporter()) {
@@ -107,8 +95,8 @@ describe("a successful Kaniko build", () => {
       .map((line) => line.slice(line.indexOf(" ") + 1));
     expect(reporter.buildLines.map((line) => line.text)).toEqual(recorded);
 
-    const left = await waitForEmpty();
-    expect(left).toEqual({ jobs: [], pods: [], secrets: [] });
+    const left = await waitForEmpty(cluster);
+    expect(left).toEqual(NOTHING_LEFT);
     expect(reporter.lines.join("\n")).not.toContain("hunter2-registry-password");
   });
 
@@ -135,7 +123,7 @@ describe("a successful Kaniko build", () => {
     await fetchDelete(
       `/apis/batch/v1/namespaces/ci-builds/jobs/${result.job}?propagationPolicy=Background`,
     );
-    await waitForEmpty();
+    await waitForEmpty(cluster);
   });
 
   test("a dropped pod watch and a dropped log stream give the same complete log and digest", async () => {
@@ -160,7 +148,7 @@ describe("a successful Kaniko build", () => {
     expect(watches.length).toBeGreaterThanOrEqual(2);
     const logs = cluster.requests.filter((r) => r.stream === "log");
     expect(logs.length).toBeGreaterThanOrEqual(2);
-    expect(await waitForEmpty()).toEqual({ jobs: [], pods: [], secrets: [] });
+    expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
   });
 
   test("429 and 503 answers are retried", async () => {
@@ -181,7 +169,7 @@ describe("a successful Kaniko build", () => {
     const result = await build(specFor(makeContext()), { reporter, runId: "test" });
     expect(result.digest).toBe(DIGEST);
     expect(reporter.warnings.some((w) => w.includes("429"))).toBe(true);
-    expect(await waitForEmpty()).toEqual({ jobs: [], pods: [], secrets: [] });
+    expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
   });
 
   test("request count of one build", async () => {
@@ -191,7 +179,7 @@ describe("a successful Kaniko build", () => {
     );
     // Without registry credentials: namespace, Job, pod watch, two event watches, attach, log, delete.
     expect(summary.length).toBeLessThanOrEqual(9);
-    await waitForEmpty();
+    await waitForEmpty(cluster);
   });
 });
 
@@ -223,7 +211,7 @@ describe("failures are one line and leave nothing", () => {
     expect(error.kind).toBe(kind);
     expect(error.message).toMatch(message);
     expect(error.message).not.toContain("\n");
-    expect(await waitForEmpty()).toEqual({ jobs: [], pods: [], secrets: [] });
+    expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
   });
 
   test("a failing RUN carries the last log lines", async () => {
@@ -238,7 +226,7 @@ describe("failures are one line and leave nothing", () => {
     const { error } = await buildFails(specFor(makeContext(), { timeout: "2s" }));
     expect(error.kind).toBe("deadline-exceeded");
     expect(error.message).toMatch(/exceeded its timeout of 2s/);
-    expect(await waitForEmpty()).toEqual({ jobs: [], pods: [], secrets: [] });
+    expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
   });
 
   test("an upload whose connection drops is named as such", async () => {
@@ -250,7 +238,7 @@ describe("failures are one line and leave nothing", () => {
       /the build context did not arrive whole: the receiver exited with code 1/,
     );
     expect(error.message).not.toContain("\n");
-    expect(await waitForEmpty()).toEqual({ jobs: [], pods: [], secrets: [] });
+    expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
   });
 
   test("a symlink out of the context is refused before anything is created", async () => {
@@ -280,7 +268,7 @@ describe("failures are one line and leave nothing", () => {
       /could not create Job .*forbidden.*cannot create resource "jobs"/,
     );
     expect(error.message).not.toContain("\n");
-    expect(await waitForEmpty()).toEqual({ jobs: [], pods: [], secrets: [] });
+    expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
   });
 
   test("a kubeconfig with a wrong token", async () => {
@@ -320,7 +308,7 @@ describe("failures are one line and leave nothing", () => {
     const cancelledAt = Date.now();
     controller.abort();
     await expect(running).rejects.toMatchObject({ kind: "cancelled" });
-    expect(await waitForEmpty()).toEqual({ jobs: [], pods: [], secrets: [] });
+    expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
     expect(Date.now() - cancelledAt).toBeLessThan(7000);
   });
 });

@@ -8,7 +8,7 @@ import { build } from "../../src/core/build.js";
 import { BuildFailure } from "../../src/core/errors.js";
 import { parseBuildSpec, type RawInputs } from "../../src/core/spec.js";
 import { startTestCluster, type TestCluster } from "../support/cluster.js";
-import { makeContext, recordingReporter } from "./helpers.js";
+import { makeContext, NOTHING_LEFT, recordingReporter, waitForEmpty } from "./helpers.js";
 
 /** The digest the recorded build wrote to its termination message. */
 const RECORDED_DIGEST = readFileSync(
@@ -51,14 +51,6 @@ function spec(c: TestCluster, inputs: RawInputs = {}) {
     },
     { workspace: makeContext(), kubeconfigPaths: [] },
   );
-}
-
-async function waitForEmpty(c: TestCluster, namespace = "ci-builds") {
-  const until = Date.now() + 5000;
-  const count = () =>
-    ["jobs", "pods", "secrets"].reduce((n, r) => n + c.objects(r as "jobs", namespace).length, 0);
-  while (count() > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 50));
-  return count();
 }
 
 test("the rendered pod is the rootless pod that ran on the real cluster, every input mapped", async () => {
@@ -138,7 +130,7 @@ test("on a 1.30 server AppArmor is the appArmorProfile field, and the build succ
   expect(reporter.buildLines.some((line) => /^#\d+ /.test(line.text))).toBe(true);
   // The first-run cache import miss is harmless: no warning.
   expect(reporter.warnings).toEqual([]);
-  expect(await waitForEmpty(cluster130)).toBe(0);
+  expect(await waitForEmpty(cluster130)).toEqual(NOTHING_LEFT);
 });
 
 test("a multi-platform build returns the index digest", async () => {
@@ -179,7 +171,7 @@ test("a build secret never appears in the Job, the logs or any output", async ()
   );
   expect(reporter.masked.join("\n")).toContain(value);
   await fetchCleanup(cluster, result.job);
-  expect(await waitForEmpty(cluster)).toBe(0);
+  expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
 });
 
 test("a failing RUN carries BuildKit's last lines", async () => {
@@ -192,7 +184,7 @@ test("a failing RUN carries BuildKit's last lines", async () => {
       /exit code 1: error: failed to solve: process .* did not complete successfully: exit code: 3/,
     ),
   });
-  expect(await waitForEmpty(cluster)).toBe(0);
+  expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
 });
 
 test("a cache export that fails still succeeds, with a warning", async () => {
@@ -273,5 +265,5 @@ test("without the right to read namespaces, Pod Security admission's refusal sti
     /^the Job cannot create its pod: pods "kib-[a-z0-9]+-[a-z0-9]+" is forbidden: violates PodSecurity "baseline:latest": .*seccompProfile/,
   );
   expect(Date.now() - started).toBeLessThan(5000);
-  expect(await waitForEmpty(cluster, "base")).toBe(0);
+  expect(await waitForEmpty(cluster, "base")).toEqual(NOTHING_LEFT);
 });

@@ -3,6 +3,7 @@ import { chmodSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { LogLine, Reporter, UploadProgress } from "../../src/core/reporter.js";
+import type { TestCluster } from "../support/cluster.js";
 
 /** The recorded context (Dockerfile, app.txt, .dockerignore) plus files .dockerignore must keep out. */
 export function makeContext(extra: Record<string, string> = {}): string {
@@ -65,4 +66,24 @@ export function recordingReporter(): RecordedReporter {
     mask: (secret) => recorded.masked.push(secret),
   };
   return recorded;
+}
+
+/** What a build left in a namespace, by name. */
+export function leftovers(cluster: TestCluster, namespace = "ci-builds") {
+  const names = (resource: "jobs" | "pods" | "secrets") =>
+    cluster.objects(resource, namespace).map((object) => object.metadata.name as string);
+  return { jobs: names("jobs"), pods: names("pods"), secrets: names("secrets") };
+}
+
+export const NOTHING_LEFT = { jobs: [], pods: [], secrets: [] };
+
+/** Waits (up to ms) for the garbage collector to finish what a delete started; returns what is left. */
+export async function waitForEmpty(cluster: TestCluster, namespace = "ci-builds", ms = 5000) {
+  const until = Date.now() + ms;
+  for (;;) {
+    const left = leftovers(cluster, namespace);
+    if (left.jobs.length + left.pods.length + left.secrets.length === 0 || Date.now() > until)
+      return left;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }

@@ -5,7 +5,6 @@
  * (driven by the real @actions/github client inside the bundle) and a real OCI registry
  * (Debian's docker-registry) for the cleanup when the PR closes.
  */
-import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -21,6 +20,7 @@ import {
   type TestRegistry,
 } from "../support/registry.js";
 import { makeContext } from "./helpers.js";
+import { readFileCommands, startAction } from "./runner.js";
 
 if (!registryAvailable()) {
   throw new Error(
@@ -115,24 +115,13 @@ async function runAction(
   payload: Payload,
   inputs: Record<string, string>,
 ): Promise<ActionResult> {
-  const dir = mkdtempSync(join(tmpdir(), "kib-preview-runner-"));
-  const files = {
-    output: join(dir, "output"),
-    state: join(dir, "state"),
-    summary: join(dir, "summary"),
-    event: join(dir, "event.json"),
-  };
-  for (const path of [files.output, files.state, files.summary]) writeFileSync(path, "");
-  writeFileSync(files.event, JSON.stringify(payload, null, 2));
+  const eventFile = join(mkdtempSync(join(tmpdir(), "kib-preview-event-")), "event.json");
+  writeFileSync(eventFile, JSON.stringify(payload, null, 2));
   const pr = payload.pull_request as { number: number } | undefined;
   const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: dir,
-    RUNNER_TEMP: dir,
     CI: "true",
-    GITHUB_ACTIONS: "true",
     GITHUB_EVENT_NAME: eventName,
-    GITHUB_EVENT_PATH: files.event,
+    GITHUB_EVENT_PATH: eventFile,
     GITHUB_REPOSITORY: "acme/web",
     GITHUB_REPOSITORY_OWNER: "acme",
     GITHUB_ACTOR: "octocat",
@@ -143,14 +132,9 @@ async function runAction(
     GITHUB_SERVER_URL: github.baseUrl,
     GITHUB_GRAPHQL_URL: `${github.baseUrl}/graphql`,
     GITHUB_RUN_ID: RUN_ID,
-    GITHUB_RUN_ATTEMPT: "1",
     GITHUB_RUN_NUMBER: "7",
     GITHUB_WORKFLOW: "preview",
     GITHUB_JOB: "preview",
-    GITHUB_WORKSPACE: makeContext(),
-    GITHUB_OUTPUT: files.output,
-    GITHUB_STATE: files.state,
-    GITHUB_STEP_SUMMARY: files.summary,
   };
   const all: Record<string, string> = {
     context: ".",
@@ -162,48 +146,24 @@ async function runAction(
     "github-token": TOKEN,
     ...inputs,
   };
-  for (const [name, value] of Object.entries(all)) env[`INPUT_${name.toUpperCase()}`] = value;
-
   const jobs = new Map<string, any>();
   const watch = setInterval(() => {
     for (const job of cluster.objects("jobs", NS)) jobs.set(job.metadata.name, clone(job));
   }, 5);
-  const child = spawn(process.execPath, ["dist/main.js"], {
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let stdout = "";
-  let stderr = "";
-  child.stdout!.on("data", (chunk) => (stdout += chunk));
-  child.stderr!.on("data", (chunk) => (stderr += chunk));
-  const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+  const run = startAction("main", { workspace: makeContext(), inputs: all, env });
+  const { code, stdout, stderr } = await run.done;
   clearInterval(watch);
   const lines = stdout.split("\n");
   return {
     code,
     stdout,
     stderr,
-    outputs: readFileCommands(files.output),
-    summary: readFileSync(files.summary, "utf8"),
+    outputs: readFileCommands(run.files.output),
+    summary: readFileSync(run.files.summary, "utf8"),
     jobs: [...jobs.values()],
     warnings: lines.filter((line) => line.startsWith("::warning")),
     errors: lines.filter((line) => line.startsWith("::error")),
   };
-}
-
-/** The runner's file-command format: `name<<delimiter` … `delimiter`. */
-function readFileCommands(path: string): Record<string, string> {
-  const values: Record<string, string> = {};
-  const lines = readFileSync(path, "utf8").split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    const match = /^([^<]+)<<(.+)$/.exec(lines[i]);
-    if (!match) continue;
-    const [, name, delimiter] = match;
-    const value: string[] = [];
-    for (i++; i < lines.length && lines[i] !== delimiter; i++) value.push(lines[i]);
-    values[name] = value.join("\n");
-  }
-  return values;
 }
 
 /** The build container's arguments of the one Job the run created. */
