@@ -6,15 +6,14 @@
  *
  * src/core/context.ts is bundled on the fly with esbuild (a devDependency) into a temp dir.
  */
-import { Buffer } from "node:buffer";
 import { spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { performance } from "node:perf_hooks";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { build } from "esbuild";
+import { writeBenchContext } from "./context-fixture.mjs";
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => {
@@ -43,30 +42,8 @@ try {
   });
   const { planContext, tarContext } = await import(pathToFileURL(bundle).href);
 
-  // 2. A context shaped like a real one: many small source files, some large mixed blobs.
-  const dir = path.join(work, "ctx");
-  mkdirSync(dir);
-  writeFileSync(path.join(dir, "Dockerfile"), "FROM scratch\nCOPY . /\n");
-  const line =
-    "export function handler(event, context) { return { statusCode: 200, body: JSON.stringify(event) }; }\n";
-  let written = 0;
-  const smallBytes = totalMb * 0.3e6;
-  for (let i = 0; written < smallBytes; i++) {
-    const sub = path.join(dir, "src", `pkg${i % 40}`);
-    mkdirSync(sub, { recursive: true });
-    const body = Buffer.from(line.repeat(10 + (i % 150)) + randomBytes(64).toString("hex"));
-    writeFileSync(path.join(sub, `file${i}.js`), body);
-    written += body.length;
-  }
-  const blob = 2 * 1024 * 1024;
-  for (let i = 0; written < totalMb * 1e6; i++) {
-    mkdirSync(path.join(dir, "assets"), { recursive: true });
-    writeFileSync(
-      path.join(dir, "assets", `blob${i}.bin`),
-      Buffer.concat([randomBytes(blob / 2), Buffer.from(line.repeat(blob / 2 / line.length))]),
-    );
-    written += blob;
-  }
+  // 2. A context shaped like a real one (bench/context-fixture.mjs).
+  const dir = writeBenchContext(path.join(work, "ctx"), totalMb);
 
   const ours = async () => {
     const t0 = performance.now();
