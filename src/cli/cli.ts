@@ -3,18 +3,17 @@
  * variable (`KIB_TAGS`); flags win. Used by the GitLab component and by people.
  */
 import { writeFileSync } from "node:fs";
-import { homedir } from "node:os";
-import { delimiter, join } from "node:path";
 import { parseArgs } from "node:util";
 import { build, renderBuildManifests } from "../core/build.js";
 import { BuildFailure, InputError, isUserFacing } from "../core/errors.js";
 import { manifestsToYaml } from "../core/manifests.js";
-import { secretsOf } from "../core/masking.js";
+import { SECRET_INPUTS, secretsOf } from "../core/masking.js";
 import { ParseError, parseBoolean } from "../core/parse.js";
 import { INPUT_NAMES, parseBuildSpec, type InputName, type RawInputs } from "../core/spec.js";
 import { dotenvOf } from "./dotenv.js";
 import { applyMergeRequestPreview, withGitLabRegistryDefault } from "./gitlab.js";
 import { INPUT_DOCS } from "./input-docs.generated.js";
+import { clusterEnvironment } from "../environment.js";
 import { createCliReporter } from "./reporter.js";
 
 /** Inputs given as switches: `--dry-run`, `--no-push`. */
@@ -175,12 +174,7 @@ export async function cli(io: CliIo): Promise<number> {
       io.stdout.write(`${helpText()}\n`);
       return 0;
     }
-    for (const name of [
-      "kubeconfig",
-      "registry-password",
-      "docker-config-json",
-      "secrets",
-    ] as const) {
+    for (const name of SECRET_INPUTS) {
       const value = command.raw[name];
       if (value) reporter.mask(value);
     }
@@ -196,20 +190,7 @@ export async function cli(io: CliIo): Promise<number> {
       raw = registry.raw;
       if (registry.note) reporter.info(registry.note);
     }
-    const environment = {
-      workspace: io.cwd,
-      kubeconfigPaths: io.env.KUBECONFIG
-        ? io.env.KUBECONFIG.split(delimiter).filter((path) => path.length > 0)
-        : [join(homedir(), ".kube", "config")],
-      inCluster:
-        io.env.KUBERNETES_SERVICE_HOST && io.env.KUBERNETES_SERVICE_PORT
-          ? {
-              host: io.env.KUBERNETES_SERVICE_HOST,
-              port: io.env.KUBERNETES_SERVICE_PORT,
-              serviceAccountDir: "/var/run/secrets/kubernetes.io/serviceaccount",
-            }
-          : undefined,
-    };
+    const environment = clusterEnvironment(io.env, io.cwd);
     const spec = parseBuildSpec(raw, environment);
     for (const value of secretsOf(spec)) reporter.mask(value);
     const runId = io.env.CI_JOB_ID

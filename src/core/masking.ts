@@ -1,5 +1,14 @@
 /** The values of a build request that must never be printed, for an adapter to mask. */
+import type { InputName } from "./spec.js";
 import type { BuildSpec } from "./types.js";
+
+/** Inputs whose raw values are secrets: adapters mask them before anything else happens. */
+export const SECRET_INPUTS: readonly InputName[] = [
+  "kubeconfig",
+  "registry-password",
+  "docker-config-json",
+  "secrets",
+];
 
 const KUBECONFIG_SECRET_FIELDS =
   /^\s*-?\s*(token|client-key-data|client-certificate-data|password|id-token|refresh-token|client-secret|access-token)\s*:\s*["']?([^"'\s]+)/;

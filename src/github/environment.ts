@@ -1,21 +1,9 @@
-/** What the GitHub runner's environment says about the cluster and the run, read in one place. */
-import { homedir } from "node:os";
-import { delimiter, join } from "node:path";
+/** What the GitHub runner's environment says about the workspace and the run. */
 import type { ParseEnvironment } from "../core/spec.js";
+import { clusterEnvironment } from "../environment.js";
 
 export function parseEnvironment(env: NodeJS.ProcessEnv = process.env): ParseEnvironment {
-  const kubeconfigPaths = env.KUBECONFIG
-    ? env.KUBECONFIG.split(delimiter).filter((path) => path.length > 0)
-    : [join(homedir(), ".kube", "config")];
-  const inCluster =
-    env.KUBERNETES_SERVICE_HOST && env.KUBERNETES_SERVICE_PORT
-      ? {
-          host: env.KUBERNETES_SERVICE_HOST,
-          port: env.KUBERNETES_SERVICE_PORT,
-          serviceAccountDir: "/var/run/secrets/kubernetes.io/serviceaccount",
-        }
-      : undefined;
-  return { workspace: env.GITHUB_WORKSPACE || process.cwd(), kubeconfigPaths, inCluster };
+  return clusterEnvironment(env, env.GITHUB_WORKSPACE || process.cwd());
 }
 
 export function runId(env: NodeJS.ProcessEnv = process.env): string {

@@ -4,7 +4,7 @@ import { build, renderBuildManifests } from "../core/build.js";
 import type { CreatedObjects } from "../core/cleanup.js";
 import { BuildFailure, isUserFacing } from "../core/errors.js";
 import { manifestsToYaml } from "../core/manifests.js";
-import { secretsOf } from "../core/masking.js";
+import { SECRET_INPUTS, secretsOf } from "../core/masking.js";
 import { parseBuildSpec, INPUT_NAMES, type RawInputs } from "../core/spec.js";
 import type { BuildResult } from "../core/types.js";
 import { parseEnvironment, runId } from "./environment.js";
@@ -20,9 +20,6 @@ import { writeStepSummary } from "./summary.js";
 
 export const FAILURE_PREFIX = "k8s-image-build failed: ";
 
-/** Inputs whose raw values are secrets: masked before anything else happens. */
-const SECRET_INPUTS = ["kubeconfig", "registry-password", "docker-config-json", "secrets"] as const;
-
 export function readRawInputs(): RawInputs {
   const raw: RawInputs = {};
   for (const name of INPUT_NAMES) {
@@ -30,7 +27,7 @@ export function readRawInputs(): RawInputs {
     if (value !== "") raw[name] = value;
   }
   for (const name of SECRET_INPUTS) {
-    const value = raw[name as keyof RawInputs];
+    const value = raw[name];
     if (value) {
       core.setSecret(value);
       for (const line of value.split(/\r?\n/))
