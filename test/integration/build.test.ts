@@ -253,15 +253,9 @@ describe("failures are one line and leave nothing", () => {
 
   test("403 from RBAC", async () => {
     cluster.addToken("no-jobs-token", { forbid: [{ verb: "create", resource: "jobs" }] });
-    const spec = parseBuildSpec(
-      {
-        context: ".",
-        tags: "registry.example:5000/acme/web:1.0",
-        namespace: "ci-builds",
-        kubeconfig: cluster.kubeconfig({ token: "no-jobs-token" }),
-      },
-      { workspace: makeContext(), kubeconfigPaths: [] },
-    );
+    const spec = specFor(makeContext(), {
+      kubeconfig: cluster.kubeconfig({ token: "no-jobs-token" }),
+    });
     const { error } = await buildFails(spec);
     expect(error.kind).toBe("forbidden");
     expect(error.message).toMatch(
@@ -272,15 +266,9 @@ describe("failures are one line and leave nothing", () => {
   });
 
   test("a kubeconfig with a wrong token", async () => {
-    const spec = parseBuildSpec(
-      {
-        context: ".",
-        tags: "registry.example:5000/acme/web:1.0",
-        namespace: "ci-builds",
-        kubeconfig: cluster.kubeconfig({ token: "not-a-valid-token" }),
-      },
-      { workspace: makeContext(), kubeconfigPaths: [] },
-    );
+    const spec = specFor(makeContext(), {
+      kubeconfig: cluster.kubeconfig({ token: "not-a-valid-token" }),
+    });
     const { error } = await buildFails(spec);
     expect(error.kind).toBe("kubeconfig");
     expect(error.message).toMatch(/401 Unauthorized/);
