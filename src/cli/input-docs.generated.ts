@@ -39,7 +39,7 @@ export const INPUT_DOCS: Record<string, { description: string; default?: string 
     "description": "BuildKit only — extra cache destinations in buildx form, one per line (type=registry,ref=…,mode=max); a failed cache export only warns."
   },
   "secrets": {
-    "description": "Build secrets for RUN --mount=type=secret, one id=value per line (the value may contain \"=\"); stored in a short-lived Secret, never in args or logs."
+    "description": "Build secrets for RUN --mount=type=secret (builder: buildkit), one id=value per line (the value may contain \"=\"); quote an entry whose value spans lines (\"npmrc=…\"). Stored in a short-lived Secret, never in args or logs."
   },
   "secret-files": {
     "description": "Build secrets read from files, one id=path per line (path relative to the workspace)."

@@ -781,6 +781,7 @@ describe("insecure-registries", () => {
 describe("secrets and secret-files", () => {
   test("values keep '=' and come out as bytes; files are read as bytes", () => {
     const s = spec({
+      builder: "buildkit",
       secrets: "npmrc=//registry.npmjs.org/:_authToken=abc=\ntoken=t0k",
       "secret-files": "cert=npmrc",
     });
@@ -793,7 +794,10 @@ describe("secrets and secret-files", () => {
   });
 
   test("a quoted value spans lines", () => {
-    const s = spec({ secrets: '"pem=-----BEGIN-----\nSECRET\n-----END-----"' });
+    const s = spec({
+      builder: "buildkit",
+      secrets: '"pem=-----BEGIN-----\nSECRET\n-----END-----"',
+    });
     expect(s.secrets[0]!.value.toString()).toBe("-----BEGIN-----\nSECRET\n-----END-----");
   });
 
@@ -826,12 +830,8 @@ describe("secrets and secret-files", () => {
     ],
     [{ "secret-files": "cert=app" }, 'input "secret-files": "app" for secret "cert" is not a file'],
     [
-      { secrets: "a=SECRETISH", "builder-image": "gcr.io/kaniko-project/executor:v1.23.2" },
-      'input "secrets": build secrets need a Kaniko image with --secret (ghcr.io/osscontainertools/kaniko v1.27.0 or later), not "gcr.io/kaniko-project/executor:v1.23.2"; or use builder: buildkit',
-    ],
-    [
-      { secrets: "a=SECRETISH", "builder-image": "ghcr.io/osscontainertools/kaniko:v1.26.6" },
-      'input "secrets": build secrets need a Kaniko image with --secret (ghcr.io/osscontainertools/kaniko v1.27.0 or later), not "ghcr.io/osscontainertools/kaniko:v1.26.6"; or use builder: buildkit',
+      { secrets: "a=SECRETISH", builder: "kaniko" },
+      'input "secrets": build secrets (secrets, secret-files) need builder: buildkit; Kaniko images differ in whether they take --secret',
     ],
   ])("%j", (raw, message) => {
     const m = errorOf(raw);
@@ -846,8 +846,8 @@ describe("secrets and secret-files", () => {
     );
   });
 
-  test.each(["kaniko", "buildkit"])("%s accepts secrets with its default image", (builder) => {
-    expect(spec({ builder, secrets: "a=1" }).secrets).toHaveLength(1);
+  test("buildkit accepts secrets", () => {
+    expect(spec({ builder: "buildkit", secrets: "a=1" }).secrets).toHaveLength(1);
   });
 });
 

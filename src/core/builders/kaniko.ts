@@ -9,16 +9,16 @@
  *   `--context-sub-path`.
  * - `--digest-file=/dev/termination-log`: DoPush writes the image digest there (and last).
  * - `--insecure-registry=<host>` (repeatable): plain HTTP for push, pull and cache on that host.
- * - `--secret=id=<id>,src=<file>` (fork ≥ v1.27.0, where FF_KANIKO_RUN_MOUNT_SECRET is on by
- *   default): `RUN --mount=type=secret` support.
+ *
+ * Build secrets are refused: whether a given Kaniko image takes `--secret` (and with which
+ * feature flag) differs between releases of the fork, and a flag it does not know would fail the
+ * build after the Job started; BuildKit takes them.
  */
-import { posix } from "node:path";
 import type { V1Container, V1EnvVar, V1VolumeMount } from "@kubernetes/client-node";
-import { parseImageReference } from "../parse.js";
+import { posix } from "node:path";
 import type { BuildSpec } from "../types.js";
 import {
   BUILD_CONTAINER,
-  BUILD_SECRETS_VOLUME,
   REGISTRY_CREDENTIALS_VOLUME,
   WORKSPACE_DIR,
   WORKSPACE_VOLUME,
@@ -32,31 +32,6 @@ export const KANIKO_IMAGE = "ghcr.io/osscontainertools/kaniko:v1.28.2";
 
 /** Kaniko's own directory: excluded from every snapshot, so mounts here never reach the image. */
 export const KANIKO_DOCKER_CONFIG_DIR = "/kaniko/.docker";
-export const KANIKO_SECRETS_DIR = "/kaniko/secrets";
-
-/** Repositories of the fork's images; tags from v1.27.0 on take `--secret`. */
-const FORK_REPOSITORIES = ["ghcr.io/osscontainertools/kaniko", "docker.io/martizih/kaniko"];
-const FIRST_SECRET_VERSION: [number, number, number] = [1, 27, 0];
-
-/** Whether `--secret` is known to work with this image: the fork at v1.27.0 or later (or unversioned tag/digest). */
-export function kanikoImageSupportsSecrets(image: string): boolean {
-  let ref;
-  try {
-    ref = parseImageReference(image);
-  } catch {
-    return false;
-  }
-  if (!FORK_REPOSITORIES.includes(`${ref.domain}/${ref.path}`)) return false;
-  if (ref.tag === undefined) return true;
-  const m = /^v?(\d+)\.(\d+)\.(\d+)/.exec(ref.tag);
-  if (!m) return true; // latest, debug, slim, a digest pin: the current fork
-  const version = [Number(m[1]), Number(m[2]), Number(m[3])];
-  for (let i = 0; i < 3; i++) {
-    if (version[i]! !== FIRST_SECRET_VERSION[i]) return version[i]! > FIRST_SECRET_VERSION[i]!;
-  }
-  return true;
-}
-
 const HASH = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
 
 /** Kaniko's form of a git context: `git://host/path[#ref]` plus the flags it needs. */
@@ -103,8 +78,6 @@ export function kanikoArgs(spec: BuildSpec): string[] {
     if (spec.cacheTtl !== undefined) args.push(`--cache-ttl=${spec.cacheTtl}`);
   }
   for (const registry of spec.insecureRegistries) args.push(`--insecure-registry=${registry}`);
-  for (const { id } of spec.secrets)
-    args.push(`--secret=id=${id},src=${posix.join(KANIKO_SECRETS_DIR, id)}`);
   return args;
 }
 
@@ -118,13 +91,6 @@ function render(spec: BuildSpec, env: RenderEnvironment): BuilderPod {
       readOnly: true,
     });
     containerEnv.push({ name: "DOCKER_CONFIG", value: KANIKO_DOCKER_CONFIG_DIR });
-  }
-  if (env.hasBuildSecrets) {
-    volumeMounts.push({
-      name: BUILD_SECRETS_VOLUME,
-      mountPath: KANIKO_SECRETS_DIR,
-      readOnly: true,
-    });
   }
   const container: V1Container = {
     name: BUILD_CONTAINER,
@@ -172,10 +138,11 @@ export const kaniko: Builder = {
           'is BuildKit-only; Kaniko takes its registry cache from "cache-repo" (or use builder: buildkit)',
       };
     }
-    if (spec.secrets.length > 0 && !kanikoImageSupportsSecrets(spec.builderImage)) {
+    if (spec.secrets.length > 0) {
       return {
         input: "secrets",
-        detail: `build secrets need a Kaniko image with --secret (ghcr.io/osscontainertools/kaniko v1.27.0 or later), not "${spec.builderImage}"; or use builder: buildkit`,
+        detail:
+          "build secrets (secrets, secret-files) need builder: buildkit; Kaniko images differ in whether they take --secret",
       };
     }
     return undefined;
