@@ -3,13 +3,25 @@
  * of the build log where they explain the failure.
  */
 
+const MAX_MESSAGE_LENGTH = 1000;
+
+/**
+ * Messages quote what the cluster said (admission webhooks write several lines, with blank ones
+ * and indented lists): whitespace runs become one space and the length is capped, so a failure is
+ * always one line.
+ */
+export function oneLine(text: string): string {
+  const flat = text.replace(/\s+/g, " ").trim();
+  return flat.length > MAX_MESSAGE_LENGTH ? `${flat.slice(0, MAX_MESSAGE_LENGTH - 1)}…` : flat;
+}
+
 /** A bad input, found before anything touches the cluster. */
 export class InputError extends Error {
   constructor(
     readonly input: string,
     detail: string,
   ) {
-    super(`input "${input}": ${detail}`);
+    super(oneLine(`input "${input}": ${detail}`));
     this.name = "InputError";
   }
 }
@@ -38,7 +50,7 @@ export class BuildFailure extends Error {
     message: string,
     readonly logTail: string[] = [],
   ) {
-    super(message);
+    super(oneLine(message));
     this.name = "BuildFailure";
   }
 }

@@ -14,7 +14,7 @@ import { PassThrough, type Readable } from "node:stream";
 import type { KubeConfig } from "@kubernetes/client-node";
 // Not re-exported by the package index; the package has no "exports" map, so the file is reachable.
 import { WebSocketHandler } from "@kubernetes/client-node/dist/web-socket-handler.js";
-import { BuildFailure } from "./errors.js";
+import { BuildFailure, oneLine } from "./errors.js";
 
 export interface UploadTarget {
   kubeConfig: KubeConfig;
@@ -50,10 +50,6 @@ function describe(error: unknown): string {
     if ("error" in error) return describe(error.error);
   }
   return String(error);
-}
-
-function oneLine(text: string): string {
-  return text.replace(/\s+/g, " ").trim();
 }
 
 function mb(bytes: number): string {

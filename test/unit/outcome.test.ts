@@ -38,3 +38,14 @@ test.each([
   expect((error as BuildFailure).message).toMatch(message);
   expect((error as BuildFailure).logTail).toEqual(["#5 RUN make", "error: failed to solve"]);
 });
+
+test("a failure quoting a multi-line cluster message is still one line", () => {
+  const webhook =
+    'admission webhook "validate.kyverno.svc-fail" denied the request:\n\npolicy Pod/ci-builds/kib-x for resource violation:\n\nrequire-labels:\n  check-team: validation error: label team is required. rule check-team failed at path /metadata/labels/team/\n';
+  const failure = new BuildFailure("api", `could not create Job kib-x: 400 ${webhook}`);
+  expect(failure.message).not.toMatch(/\n/);
+  expect(failure.message).toMatch(
+    /denied the request: policy Pod\/ci-builds\/kib-x for resource violation: require-labels: check-team/,
+  );
+  expect(new BuildFailure("api", "x".repeat(5000)).message.length).toBeLessThanOrEqual(1000);
+});
