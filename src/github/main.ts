@@ -26,13 +26,11 @@ export function readRawInputs(): RawInputs {
     const value = core.getInput(name);
     if (value !== "") raw[name] = value;
   }
+  // Whole values now; the parts that are secret (a kubeconfig's token, each build secret's value)
+  // once parsed (secretsOf). Masking every line would hide "apiVersion: v1" everywhere.
   for (const name of SECRET_INPUTS) {
     const value = raw[name];
-    if (value) {
-      core.setSecret(value);
-      for (const line of value.split(/\r?\n/))
-        if (line.trim().length >= 4) core.setSecret(line.trim());
-    }
+    if (value) core.setSecret(value);
   }
   return raw;
 }

@@ -7,15 +7,15 @@ function mib(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
-export function createGitHubReporter(): Reporter {
+/** Lines the runner would take as workflow commands (`::cmd::` after leading space, or `##[cmd]`). */
+export function looksLikeWorkflowCommand(line: string): boolean {
+  return line.trimStart().startsWith("::") || line.includes("##[");
+}
+
+export function createGitHubReporter(
+  write: (text: string) => void = (text) => process.stdout.write(text),
+): Reporter {
   let lastProgressAt = 0;
-  let stopToken: string | undefined;
-  const resumeCommands = () => {
-    if (stopToken) {
-      process.stdout.write(`::${stopToken}::\n`);
-      stopToken = undefined;
-    }
-  };
   return {
     info: (message) => core.info(message),
     warn: (message) => core.warning(message),
@@ -25,17 +25,18 @@ export function createGitHubReporter(): Reporter {
       try {
         return await fn();
       } finally {
-        resumeCommands();
         core.endGroup();
       }
     },
     buildLog(line: LogLine) {
-      // The build log is the Dockerfile's output: never let it issue workflow commands.
-      if (!stopToken) {
-        stopToken = randomBytes(16).toString("hex");
-        process.stdout.write(`::stop-commands::${stopToken}\n`);
+      // The build log is the Dockerfile's output: a line that reads as a workflow command is
+      // printed with commands stopped around it, so it shows as text and does nothing.
+      if (!looksLikeWorkflowCommand(line.text)) {
+        write(`${line.text}\n`);
+        return;
       }
-      process.stdout.write(`${line.text}\n`);
+      const token = randomBytes(16).toString("hex");
+      write(`::stop-commands::${token}\n${line.text}\n::${token}::\n`);
     },
     upload(progress: UploadProgress) {
       const now = Date.now();
