@@ -340,8 +340,21 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
         onRetry: (message) => reporter.debug(message),
       });
       await tracker.until(() => Boolean(tracker.terminated(BUILD_CONTAINER)) || tracker.deleting);
+      if (!tracker.terminated(BUILD_CONTAINER)) {
+        // A pod being deleted (the deadline) still reports how its builder ended: wait for it briefly.
+        await tracker.until(
+          () => Boolean(tracker.terminated(BUILD_CONTAINER)) || tracker.gone,
+          5000,
+        );
+      }
       const state = tracker.terminated(BUILD_CONTAINER);
-      if (!state || tracker.deleting) await failFromPod();
+      // A builder that finished with its digest stands, whatever deletes the pod afterwards.
+      if (state?.exitCode === 0) return state;
+      if (tracker.deleting) {
+        const failure = await jobFailure();
+        if (failure) throw failure;
+      }
+      if (!state) await failFromPod();
       return state!;
     });
     timings.buildMs = performance.now() - buildStarted;
@@ -411,8 +424,8 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
   }
 
   /** The pod ended or is being deleted without a result: find out why (the Job says DeadlineExceeded). */
-  async function failFromPod(): Promise<never> {
-    if (tracker.failure) throw tracker.failure;
+  /** Why the Job failed, when it says so (DeadlineExceeded above all). */
+  async function jobFailure(): Promise<BuildFailure | undefined> {
     try {
       const job = await clients.batch.readNamespacedJob({
         name: created.job ?? identity.jobName,
@@ -422,22 +435,30 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
         (condition) => condition.type === "Failed" && condition.status === "True",
       );
       if (failed?.reason === "DeadlineExceeded") {
-        throw new BuildFailure(
+        return new BuildFailure(
           "deadline-exceeded",
           `the build exceeded its timeout of ${formatDuration(spec.timeoutSeconds)} (the Job's activeDeadlineSeconds) and was stopped`,
           [...logTail],
         );
       }
       if (failed) {
-        throw new BuildFailure(
+        return new BuildFailure(
           "pod-deleted",
           `the Job failed: ${failed.reason ?? ""} ${failed.message ?? ""}`.trim(),
           [...logTail],
         );
       }
-    } catch (error) {
-      if (error instanceof BuildFailure) throw error;
+    } catch {
+      // The Job is gone or unreadable: the pod's own state has to do.
     }
+    return undefined;
+  }
+
+  /** The pod ended or is being deleted without a result: find out why. */
+  async function failFromPod(): Promise<never> {
+    if (tracker.failure) throw tracker.failure;
+    const failure = await jobFailure();
+    if (failure) throw failure;
     const reason = tracker.pod?.status?.reason;
     const message = tracker.pod?.status?.message;
     throw new BuildFailure(
