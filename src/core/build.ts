@@ -20,7 +20,12 @@ import { followLog } from "./log-follower.js";
 import { secretsOf } from "./masking.js";
 import { submitManifests } from "./submit.js";
 import { digestOf } from "./outcome.js";
-import { newBuildIdentity, renderManifests, type RenderedManifests } from "./manifests.js";
+import {
+  LABEL_BUILD_ID,
+  newBuildIdentity,
+  renderManifests,
+  type RenderedManifests,
+} from "./manifests.js";
 import { formatDuration } from "./parse.js";
 import { PodTracker } from "./pod-tracker.js";
 import { podSecurityRefusal } from "./preflight.js";
@@ -217,7 +222,7 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
 
     // One watch on the pod drives everything; one on its events surfaces Pending problems.
     const podPath = `/api/v1/namespaces/${namespace}/pods`;
-    const selector = `k8s-image-build/build-id=${identity.buildId}`;
+    const selector = `${LABEL_BUILD_ID}=${identity.buildId}`;
     const podWatch = new WatchStream<V1Pod>({
       kubeConfig: connection.kubeConfig,
       path: podPath,

@@ -3,7 +3,8 @@
  * uid exists only now), so the garbage collector removes them with the Job whatever happens next.
  */
 import type { V1Job } from "@kubernetes/client-node";
-import { apiFailure, withRetry, type RetryOptions } from "./api-errors.js";
+import { apiFailure, apiStatus, withRetry, type RetryOptions } from "./api-errors.js";
+import { LABEL_BUILD_ID } from "./manifests.js";
 import type { CreatedObjects } from "./cleanup.js";
 import type { ClusterClients } from "./cluster.js";
 import type { RenderedManifests } from "./manifests.js";
@@ -20,30 +21,58 @@ export interface SubmitContext {
   onSubmitted?(objects: CreatedObjects): void;
 }
 
+/**
+ * Creates one object, retrying what the server asks to retry. A create can succeed on the server
+ * while its answer is lost (a 504, a reset): the retry then meets 409 AlreadyExists, and the object
+ * is ours when it carries this build's id.
+ */
+async function createOnce<T extends { metadata?: { labels?: Record<string, string> } }>(
+  create: () => Promise<T>,
+  read: () => Promise<T>,
+  buildId: string | undefined,
+  retry: RetryOptions,
+): Promise<T> {
+  try {
+    return await withRetry(create, retry);
+  } catch (error) {
+    if (apiStatus(error)?.code !== 409 || buildId === undefined) throw error;
+    const existing = await read();
+    if (existing.metadata?.labels?.[LABEL_BUILD_ID] === buildId) return existing;
+    throw error;
+  }
+}
+
 export async function submitManifests(
   manifests: RenderedManifests,
   context: SubmitContext,
 ): Promise<V1Job> {
   const { clients, namespace, server, retry, created } = context;
+  const buildId = manifests.job.metadata?.labels?.[LABEL_BUILD_ID];
   for (const secret of manifests.secrets) {
     const name = secret.metadata?.name ?? "";
-    await withRetry(
+    await createOnce(
       () =>
         clients.core.createNamespacedSecret({ namespace, body: secret, fieldValidation: "Strict" }),
+      () => clients.core.readNamespacedSecret({ name, namespace }),
+      buildId,
       retry,
     ).catch((error: unknown) => {
       throw apiFailure(error, `create Secret ${name}`, server);
     });
     created.secrets.push(name);
+    // Saved at once: a step killed before the Job exists still has its Secret cleaned up.
+    context.onSubmitted?.({ ...created, secrets: [...created.secrets] });
   }
   const jobName = manifests.job.metadata?.name ?? "";
-  const job = await withRetry(
+  const job = await createOnce(
     () =>
       clients.batch.createNamespacedJob({
         namespace,
         body: manifests.job,
         fieldValidation: "Strict",
       }),
+    () => clients.batch.readNamespacedJob({ name: jobName, namespace }),
+    buildId,
     retry,
   ).catch((error: unknown) => {
     throw apiFailure(error, `create Job ${jobName}`, server);

@@ -172,6 +172,20 @@ describe("a successful Kaniko build", () => {
     expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
   });
 
+  test("a create that succeeded although its answer was lost (504) is recognised, and cleaned up", async () => {
+    cluster.faults.loseResponses({ method: "POST", pathPattern: /\/secrets$/, times: 1 });
+    cluster.faults.loseResponses({ method: "POST", pathPattern: /\/jobs$/, times: 1 });
+    const reporter = recordingReporter();
+    const result = await build(
+      specFor(makeContext(), { "registry-username": "u", "registry-password": "p4ssw0rd" }),
+      { reporter, runId: "test" },
+    );
+    expect(result.digest).toBe(DIGEST);
+    expect(cluster.requests.filter((r) => r.status === 504)).toHaveLength(2);
+    expect(cluster.requests.filter((r) => r.status === 409)).toHaveLength(2);
+    expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
+  });
+
   test("request count of one build", async () => {
     await build(specFor(makeContext()), { reporter: recordingReporter(), runId: "test" });
     const summary = cluster.requests.map(

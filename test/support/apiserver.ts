@@ -40,6 +40,8 @@ export interface Faults {
   dropWatch: Array<{ resource: string; afterEvents: number }>;
   dropLog: Array<{ afterLines: number }>;
   dropAttach: Array<{ afterBytes: number }>;
+  /** Requests that are carried out, but whose answer is a 504 Timeout (the client cannot tell). */
+  loseResponse: Array<{ method?: string; pathPattern: RegExp; times: number }>;
   fail: Array<{
     method?: string;
     pathPattern: RegExp;
@@ -101,7 +103,14 @@ function readBody(req: IncomingMessage): Promise<string> {
 
 export class ApiServer {
   readonly requests: RequestRecord[] = [];
-  readonly faults: Faults = { dropWatch: [], dropLog: [], dropAttach: [], fail: [] };
+  readonly faults: Faults = {
+    dropWatch: [],
+    dropLog: [],
+    dropAttach: [],
+    loseResponse: [],
+    fail: [],
+  };
+  private readonly lostResponses = new WeakSet<IncomingMessage>();
   readonly tokens = new Map<string, { user: string; forbid: ForbidRule[] }>();
   readonly server: Server;
   private readonly wss: WebSocketServer;
@@ -164,6 +173,23 @@ export class ApiServer {
     body: unknown,
     headers: Record<string, string | string[]> = {},
   ): void {
+    if (this.lostResponses.has(req)) {
+      // The work is done; the answer the client gets is the API server's own request timeout.
+      this.lostResponses.delete(req);
+      status = 504;
+      body = {
+        kind: "Status",
+        apiVersion: "v1",
+        metadata: {},
+        status: "Failure",
+        message:
+          "Timeout: request did not complete within requested timeout - context deadline exceeded",
+        reason: "Timeout",
+        details: {},
+        code: 504,
+      };
+      headers = {};
+    }
     this.record(req, status);
     const text = JSON.stringify(body);
     res.writeHead(status, {
@@ -267,6 +293,16 @@ export class ApiServer {
       const who = this.authenticate(req);
       const fault = this.injectedFault(req, u.pathname);
       if (fault) throw fault;
+      const lose = this.faults.loseResponse.find(
+        (x) =>
+          x.times > 0 &&
+          (!x.method || x.method.toUpperCase() === req.method) &&
+          x.pathPattern.test(u.pathname),
+      );
+      if (lose) {
+        lose.times--;
+        this.lostResponses.add(req);
+      }
       const route = parseRoute(u.pathname);
       if (!route) {
         const nf = S.notFound("", "", "");

@@ -62,6 +62,8 @@ export interface TestCluster {
       retryAfterSeconds?: number;
     }): void;
     expireResourceVersions(): void;
+    /** The next matching requests are carried out, but answered with a 504 Timeout. */
+    loseResponses(opts: { method?: string; pathPattern: RegExp; times: number }): void;
   };
   requests: RequestRecord[];
   resetRequests(): void;
@@ -183,6 +185,9 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
       },
       expireResourceVersions() {
         store.compact();
+      },
+      loseResponses(o) {
+        api.faults.loseResponse.push({ ...o });
       },
     },
     requests: api.requests,
