@@ -165,12 +165,13 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
       return;
     }
     if (!created.job && created.secrets.length === 0) return;
-    const deleted = await deleteBuildObjects(clients, created, {
+    const { deleted, complete } = await deleteBuildObjects(clients, created, {
       timeoutMs: options.cleanupTimeoutMs,
       onWarning: (message) => reporter.warn(message),
     });
     if (deleted.length > 0) reporter.debug(`Deleted ${deleted.join(", ")}`);
-    options.onCleanedUp?.(created);
+    // What could not be deleted stays in the saved state, for the post step to try again.
+    if (complete) options.onCleanedUp?.(created);
   };
 
   const onCancel = () => tracker.fail(new BuildFailure("cancelled", "the build was cancelled"));

@@ -24,13 +24,17 @@ function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | "timeout">
   ]);
 }
 
-/** Deletes the Job with Background propagation (the API's default for Jobs orphans the pods) and the Secrets. */
+/**
+ * Deletes the Job with Background propagation (the API's default for Jobs orphans the pods) and the
+ * Secrets. `complete` is false when something may be left (a delete failed or timed out).
+ */
 export async function deleteBuildObjects(
   clients: ClusterClients,
   objects: CreatedObjects,
   options: CleanupOptions = {},
-): Promise<string[]> {
+): Promise<{ deleted: string[]; complete: boolean }> {
   const deleted: string[] = [];
+  let complete = true;
   const tasks: Promise<void>[] = [];
   const attempt = (what: string, call: () => Promise<unknown>) =>
     tasks.push(
@@ -40,6 +44,7 @@ export async function deleteBuildObjects(
         })
         .catch((error: unknown) => {
           if (isNotFound(error)) return;
+          complete = false;
           options.onWarning?.(`${apiFailure(error, `delete ${what}`).message}`);
         }),
     );
@@ -60,9 +65,10 @@ export async function deleteBuildObjects(
   }
   const outcome = await withTimeout(Promise.all(tasks), options.timeoutMs ?? 6000);
   if (outcome === "timeout") {
+    complete = false;
     options.onWarning?.(
       `cleanup did not finish in time; the Job's ttlSecondsAfterFinished and activeDeadlineSeconds bound what is left`,
     );
   }
-  return deleted;
+  return { deleted, complete };
 }

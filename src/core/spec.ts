@@ -730,6 +730,27 @@ function parseBuilder(raw: RawInputs): BuilderName {
 }
 
 /** Every input → one BuildSpec, or an InputError naming the first bad input. */
+/**
+ * Only what reaching the cluster needs (kubeconfig, kube-context) and keep-job: for a cleanup step,
+ * which must work even when the context or a secret file is already gone.
+ */
+export function parseClusterInputs(
+  raw: RawInputs,
+  env: ParseEnvironment,
+): { cluster: ClusterSource; keepJob: boolean } {
+  return { cluster: clusterSource(raw, env), keepJob: bool(raw, "keep-job", false) };
+}
+
+function clusterSource(raw: RawInputs, env: ParseEnvironment): ClusterSource {
+  const kubeconfigContent = parseKubeconfig(raw);
+  const kubeContext = parseKubeContext(raw);
+  const cluster: ClusterSource = { kubeconfigPaths: [...env.kubeconfigPaths] };
+  if (kubeconfigContent !== undefined) cluster.kubeconfigContent = kubeconfigContent;
+  if (env.inCluster !== undefined) cluster.inCluster = env.inCluster;
+  if (kubeContext !== undefined) cluster.context = kubeContext;
+  return cluster;
+}
+
 export function parseBuildSpec(raw: RawInputs, env: ParseEnvironment): BuildSpec {
   const context = parseContext(raw, env);
   const dockerfile = parseFile(raw, env, context);
@@ -744,8 +765,7 @@ export function parseBuildSpec(raw: RawInputs, env: ParseEnvironment): BuildSpec
   const cacheFrom = parseCacheEntries(raw, "cache-from");
   const cacheTo = parseCacheEntries(raw, "cache-to");
   const secrets = parseSecrets(raw, env);
-  const kubeconfigContent = parseKubeconfig(raw);
-  const kubeContext = parseKubeContext(raw);
+  const cluster = clusterSource(raw, env);
   const namespace = parseNamespace(raw);
   const serviceAccount = parseServiceAccount(raw);
   const builderName = parseBuilder(raw);
@@ -767,11 +787,6 @@ export function parseBuildSpec(raw: RawInputs, env: ParseEnvironment): BuildSpec
   ]);
   const insecureRegistries = parseInsecureRegistries(raw);
   const dryRun = bool(raw, "dry-run", false);
-
-  const cluster: ClusterSource = { kubeconfigPaths: [...env.kubeconfigPaths] };
-  if (kubeconfigContent !== undefined) cluster.kubeconfigContent = kubeconfigContent;
-  if (env.inCluster !== undefined) cluster.inCluster = env.inCluster;
-  if (kubeContext !== undefined) cluster.context = kubeContext;
 
   const spec: BuildSpec = {
     context,

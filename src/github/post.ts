@@ -2,7 +2,7 @@
 import * as core from "@actions/core";
 import { deleteBuildObjects } from "../core/cleanup.js";
 import { connect, createClients } from "../core/cluster.js";
-import { parseBuildSpec } from "../core/spec.js";
+import { parseClusterInputs } from "../core/spec.js";
 import { parseEnvironment } from "./environment.js";
 import { readRawInputs } from "./main.js";
 import { loadObjects } from "./state.js";
@@ -11,10 +11,11 @@ export async function runActionPost(): Promise<void> {
   const objects = loadObjects();
   if (!objects || (!objects.job && objects.secrets.length === 0)) return;
   try {
-    const spec = parseBuildSpec(readRawInputs(), parseEnvironment());
-    if (spec.keepJob) return;
-    const clients = createClients(connect(spec.cluster).kubeConfig);
-    const deleted = await deleteBuildObjects(clients, objects, {
+    // Only the cluster inputs: the context or a secret file may be gone by now.
+    const { cluster, keepJob } = parseClusterInputs(readRawInputs(), parseEnvironment());
+    if (keepJob) return;
+    const clients = createClients(connect(cluster).kubeConfig);
+    const { deleted } = await deleteBuildObjects(clients, objects, {
       onWarning: (message) => core.warning(message),
     });
     if (deleted.length > 0) core.info(`Cleaned up ${deleted.join(", ")} in ${objects.namespace}`);

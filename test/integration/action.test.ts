@@ -2,7 +2,7 @@
  * The bundled action (dist/main.js, dist/post.js) run as the runner runs it: INPUT_* variables,
  * GITHUB_OUTPUT / GITHUB_STATE / GITHUB_STEP_SUMMARY files, Node 24, signals.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, rmSync } from "node:fs";
 import { startTestCluster, type TestCluster } from "../support/cluster.js";
 import { makeContext, NOTHING_LEFT, waitForEmpty } from "./helpers.js";
 import { readFileCommands, startAction } from "./runner.js";
@@ -172,6 +172,8 @@ test("main killed outright → the post step deletes what the saved state names"
     namespace: "ci-builds",
     job: expect.stringMatching(/^kib-/),
   });
+  // The checkout may be gone by the time post runs: cleanup needs only the cluster inputs.
+  rmSync(workspace, { recursive: true, force: true });
   const post = runAction("post", inputs, { workspace, state });
   const result = await post.done;
   expect(result.code).toBe(0);
