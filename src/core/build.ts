@@ -278,6 +278,7 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
           },
           () =>
             tarContext(contextPlan, {
+              owner: builder.workspaceOwner,
               onProgress: (progress) => {
                 files = progress.files;
                 bytes = progress.bytes;

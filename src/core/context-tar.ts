@@ -37,7 +37,13 @@ function coalescer(): Transform {
 
 type TarHeader = Parameters<ReturnType<typeof tarStream.pack>["entry"]>[0];
 
-function headerFor(entry: ContextEntry): TarHeader {
+/** Who owns the unpacked files in the pod (the receiver unpacks as root and keeps the archive's owner). */
+export interface WorkspaceOwner {
+  uid: number;
+  gid: number;
+}
+
+function headerFor(entry: ContextEntry, owner: WorkspaceOwner): TarHeader {
   // tar-stream replaces a falsy mode with its default: keep a 0 mode by adding the type bits
   // (the header keeps only the low 12 bits).
   const typeBits =
@@ -46,8 +52,8 @@ function headerFor(entry: ContextEntry): TarHeader {
     name: entry.type === "directory" ? `${entry.path}/` : entry.path,
     type: entry.type,
     mode: entry.mode | typeBits,
-    uid: 0,
-    gid: 0,
+    uid: owner.uid,
+    gid: owner.gid,
     mtime: entry.mtime,
     size: entry.type === "file" ? entry.size : 0,
     ...(entry.type === "symlink" ? { linkname: entry.linkTarget ?? "" } : {}),
@@ -66,8 +72,14 @@ class ChangedError extends InputError {
 /** A gzip tar of exactly the planned entries, streamed (never the whole context in memory), with progress. */
 export function tarContext(
   plan: ContextPlan,
-  opts: { onProgress?: (p: { files: number; bytes: number }) => void; gzipLevel?: number } = {},
+  opts: {
+    onProgress?: (p: { files: number; bytes: number }) => void;
+    gzipLevel?: number;
+    /** Default root: a builder running as another user must be able to read a 0600 file. */
+    owner?: WorkspaceOwner;
+  } = {},
 ): Readable {
+  const owner = opts.owner ?? { uid: 0, gid: 0 };
   const pack = tarStream.pack();
   const gzip = createGzip({ level: opts.gzipLevel ?? 6, chunkSize: 64 * 1024 });
   const abort = new AbortController();
@@ -182,7 +194,7 @@ export function tarContext(
     for (let i = 0; i < plan.entries.length; i++) {
       if (stopped) return;
       const e = plan.entries[i];
-      const header = headerFor(e);
+      const header = headerFor(e, owner);
       if (isSmall(e)) {
         fill(i);
         const pending = prefetched.get(i);

@@ -3,7 +3,8 @@
  * ran it, outputs, a multi-platform index digest, build secrets that never show, a failing RUN,
  * a cache export failure that still succeeds, and the Pod Security preflight.
  */
-import { readFileSync } from "node:fs";
+import { chmodSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { build } from "../../src/core/build.js";
 import { BuildFailure } from "../../src/core/errors.js";
 import { parseBuildSpec, type RawInputs } from "../../src/core/spec.js";
@@ -266,4 +267,28 @@ test("without the right to read namespaces, Pod Security admission's refusal sti
   );
   expect(Date.now() - started).toBeLessThan(5000);
   expect(await waitForEmpty(cluster, "base")).toEqual(NOTHING_LEFT);
+});
+
+test("the context arrives owned by the rootless builder's user, so a 0600 file stays readable to it", async () => {
+  const context = makeContext({ "private.conf": "only for the build\n" });
+  chmodSync(join(context, "private.conf"), 0o600);
+  const result = await build(
+    parseBuildSpec(
+      {
+        builder: "buildkit",
+        context: ".",
+        tags: "registry.example:5000/acme/api:1.0",
+        namespace: "ci-builds",
+        kubeconfig: cluster.kubeconfig(),
+      },
+      { workspace: context, kubeconfigPaths: [] },
+    ),
+    { reporter: recordingReporter(), runId: "bk" },
+  );
+  expect(result.digest).toBe(RECORDED_DIGEST);
+  const received = cluster.receivedContext(cluster.podNames("ci-builds").at(-1)!)!;
+  const stat = statSync(join(received, "private.conf"));
+  // The receiver unpacks as root and keeps the archive's owner (the test server's tar runs as root too).
+  if (process.getuid?.() === 0) expect([stat.uid, stat.gid]).toEqual([1000, 1000]);
+  expect(stat.mode & 0o777).toBe(0o600);
 });

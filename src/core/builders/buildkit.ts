@@ -266,6 +266,8 @@ export const buildkit: Builder = {
   defaultImage: BUILDKIT_IMAGE,
   podSecurityLevel: POD_SECURITY_LEVEL,
   needsServerVersion: true,
+  // Rootless: a context file with mode 0600 must still be readable by the builder.
+  workspaceOwner: { uid: BUILDKIT_UID, gid: BUILDKIT_UID },
   unsupported(spec) {
     if (spec.cacheTtl !== undefined) {
       return {

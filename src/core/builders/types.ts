@@ -39,6 +39,8 @@ export interface Builder {
   readonly podSecurityLevel: PodSecurityLevel;
   /** Whether render() needs the API server's version (asked once, before rendering). */
   readonly needsServerVersion: boolean;
+  /** The user the builder reads /workspace as, when not root: the context is unpacked as theirs. */
+  readonly workspaceOwner?: { uid: number; gid: number };
   /** Input combinations this engine cannot honour: one line naming the input, or undefined. */
   unsupported(spec: BuildSpec): { input: string; detail: string } | undefined;
   /** The build container (name BUILD_CONTAINER) and what it needs. Pure. */
