@@ -50,6 +50,11 @@ export interface BuildOptions {
   identity?: BuildIdentity;
   /** Time allowed for cleanup (the runner's cancellation grace is 7.5 s). */
   cleanupTimeoutMs?: number;
+  /**
+   * How long past the Job's deadline to wait before asking the Job itself (default 15 s): the pod
+   * watch normally reports the end, but a Job whose pod was never created has none to report.
+   */
+  deadlineSlackMs?: number;
 }
 
 const LOG_TAIL_LINES = 20;
@@ -152,9 +157,11 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
   const logTail: string[] = [];
   let cleanedUp = false;
 
+  let deadlineTimer: NodeJS.Timeout | undefined;
   const cleanup = async () => {
     if (cleanedUp) return;
     cleanedUp = true;
+    clearTimeout(deadlineTimer);
     for (const watch of watches) watch.stop();
     tracker.stop();
     if (spec.keepJob) {
@@ -220,6 +227,21 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
       );
     });
     timings.submitMs = performance.now() - submitStarted;
+    deadlineTimer = setTimeout(
+      () => {
+        void jobFailure().then((failure) =>
+          tracker.fail(
+            failure ??
+              new BuildFailure(
+                "deadline-exceeded",
+                `the build did not finish within its timeout of ${formatDuration(spec.timeoutSeconds)}`,
+              ),
+          ),
+        );
+      },
+      spec.timeoutSeconds * 1000 + (options.deadlineSlackMs ?? 15_000),
+    );
+    deadlineTimer.unref();
 
     // One watch on the pod drives everything; one on its events surfaces Pending problems.
     const podPath = `/api/v1/namespaces/${namespace}/pods`;

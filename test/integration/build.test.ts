@@ -391,3 +391,30 @@ describe("API requests per build", () => {
     expect(cluster.requests).toHaveLength(11);
   });
 });
+
+test("a Job whose pod is never created, with its events out of sight, still ends at its deadline", async () => {
+  cluster.createNamespace("locked-down", { "pod-security.kubernetes.io/enforce": "restricted" });
+  cluster.addToken("no-events-no-namespaces", {
+    forbid: [
+      { verb: "get", resource: "namespaces" },
+      { verb: "watch", resource: "events" },
+      { verb: "list", resource: "events" },
+    ],
+  });
+  const spec = specFor(makeContext(), {
+    namespace: "locked-down",
+    timeout: "1s",
+    kubeconfig: cluster.kubeconfig({ token: "no-events-no-namespaces" }),
+  });
+  const started = Date.now();
+  const error = await build(spec, {
+    reporter: recordingReporter(),
+    runId: "test",
+    deadlineSlackMs: 500,
+  }).catch((e: unknown) => e as BuildFailure);
+  expect(error).toBeInstanceOf(BuildFailure);
+  expect((error as BuildFailure).kind).toBe("deadline-exceeded");
+  expect((error as BuildFailure).message).toMatch(/exceeded its timeout of 1s/);
+  expect(Date.now() - started).toBeLessThan(6000);
+  expect(await waitForEmpty(cluster, "locked-down")).toEqual(NOTHING_LEFT);
+});

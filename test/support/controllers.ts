@@ -116,7 +116,7 @@ export class Controllers {
   private createPod(jobUid: string, attempt = 0): void {
     const job = this.findJob(jobUid);
     const st = this.jobs.get(jobUid);
-    if (!job || !st || job.metadata.deletionTimestamp) return;
+    if (!job || !st || st.finished || job.metadata.deletionTimestamp) return;
     const ns = job.metadata.namespace;
     const tmpl = clone(job.spec.template);
     let name = `${job.metadata.name}-${randomSuffix()}`;
@@ -142,6 +142,20 @@ export class Controllers {
       },
       spec: tmpl.spec,
     });
+    if (attempt === 0) {
+      // The first sync starts the Job, whether or not its pod can be created; activeDeadlineSeconds
+      // runs in real wall time from that startTime.
+      this.store.mutate("jobs", ns, job.metadata.name, (j) => {
+        j.status ??= {};
+        j.status.startTime ??= nowIso();
+      });
+      if (job.spec.activeDeadlineSeconds && !st.deadlineTimer) {
+        st.deadlineTimer = setTimeout(
+          () => this.deadline(jobUid),
+          job.spec.activeDeadlineSeconds * 1000,
+        );
+      }
+    }
     // Pod Security admission refuses the pod: the Job controller records FailedCreate on the Job
     // and tries again with a growing back-off, as kube-controller-manager does.
     const namespace = this.store.get("namespaces", undefined, ns);
@@ -173,13 +187,6 @@ export class Controllers {
       j.status.ready ??= 0;
     });
     this.kubelet.start(created, job, scenario, overrides);
-    if (attempt === 0 && job.spec.activeDeadlineSeconds && !st.deadlineTimer) {
-      // activeDeadlineSeconds runs in real wall time from the Job's startTime.
-      st.deadlineTimer = setTimeout(
-        () => this.deadline(jobUid),
-        job.spec.activeDeadlineSeconds * 1000,
-      );
-    }
   }
 
   private removeFinalizer(p: any): void {
