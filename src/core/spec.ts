@@ -751,6 +751,21 @@ function clusterSource(raw: RawInputs, env: ParseEnvironment): ClusterSource {
   return cluster;
 }
 
+/**
+ * Only the registry inputs (tags, credentials, insecure registries): for removing preview tags
+ * when a pull request closes, which needs no checkout and no cluster.
+ */
+export function parseRegistryInputs(
+  raw: RawInputs,
+): Pick<BuildSpec, "registryAuth" | "insecureRegistries"> {
+  const { refs } = parseTags(raw);
+  const registryAuth = parseRegistryAuth(raw, refs);
+  return {
+    insecureRegistries: parseInsecureRegistries(raw),
+    ...(registryAuth !== undefined ? { registryAuth } : {}),
+  };
+}
+
 export function parseBuildSpec(raw: RawInputs, env: ParseEnvironment): BuildSpec {
   const context = parseContext(raw, env);
   const dockerfile = parseFile(raw, env, context);

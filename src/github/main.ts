@@ -5,7 +5,7 @@ import type { CreatedObjects } from "../core/cleanup.js";
 import { BuildFailure, isUserFacing } from "../core/errors.js";
 import { manifestsToYaml } from "../core/manifests.js";
 import { SECRET_INPUTS, secretsOf } from "../core/masking.js";
-import { parseBuildSpec, INPUT_NAMES, type RawInputs } from "../core/spec.js";
+import { INPUT_NAMES, parseBuildSpec, parseRegistryInputs, type RawInputs } from "../core/spec.js";
 import type { BuildResult } from "../core/types.js";
 import { parseEnvironment, runId } from "./environment.js";
 import {
@@ -90,13 +90,14 @@ export async function runActionMain(): Promise<void> {
       return;
     }
     if (plan?.mode === "skip") return;
-    const spec = parseBuildSpec(raw, parseEnvironment());
-    for (const value of secretsOf(spec)) core.setSecret(value);
     if (plan?.mode === "cleanup") {
-      const card = await cleanUpPreview(plan, previewInputs, spec);
+      // Nothing is built: the registry inputs are all it takes (a closed PR may have no checkout).
+      const card = await cleanUpPreview(plan, previewInputs, parseRegistryInputs(raw));
       if (process.env.GITHUB_STEP_SUMMARY && card) await core.summary.addRaw(card, true).write();
       return;
     }
+    const spec = parseBuildSpec(raw, parseEnvironment());
+    for (const value of secretsOf(spec)) core.setSecret(value);
 
     if (spec.dryRun) {
       const manifests = renderBuildManifests(spec, runId());
