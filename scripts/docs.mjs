@@ -3,7 +3,7 @@
 //   src/cli/input-docs.generated.ts (the CLI's --help text)
 // With --check, changes nothing and fails when a generated part is out of date.
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { parse, parseAllDocuments } from "yaml";
+import { parse, parseAllDocuments, stringify } from "yaml";
 
 const check = process.argv.includes("--check");
 const action = parse(readFileSync("action.yml", "utf8"));
@@ -16,7 +16,13 @@ function cell(text) {
 }
 
 function code(value) {
-  return value === undefined || value === "" ? "" : `\`${String(value).replace(/\n/g, " ")}\``;
+  if (value === undefined || value === "") return "";
+  // Arrays and mappings (a `rules` default) as YAML flow, the way one would write them in an include.
+  const text =
+    typeof value === "object"
+      ? stringify(value, { collectionStyle: "flow" }).trim()
+      : String(value);
+  return `\`${text.replace(/\n/g, " ")}\``;
 }
 
 function actionInputsTable() {

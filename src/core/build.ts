@@ -461,7 +461,11 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
         namespace,
       });
       const failed = job.status?.conditions?.find(
-        (condition) => condition.type === "Failed" && condition.status === "True",
+        // From 1.31 the Job controller sets FailureTarget (with the reason) first and Failed only
+        // once its pods are gone: either one says why.
+        (condition) =>
+          (condition.type === "Failed" || condition.type === "FailureTarget") &&
+          condition.status === "True",
       );
       if (failed?.reason === "DeadlineExceeded") {
         return new BuildFailure(

@@ -9,8 +9,12 @@ import type { KeyValue } from "./types.js";
 /** "pr" for GitHub pull requests, "mr" for GitLab merge requests. */
 export type PreviewKind = "pr" | "mr";
 
-/** Length of the short head SHA in the `<kind>-<N>-<sha>` tag. */
-export const SHORT_SHA_LENGTH = 7;
+/**
+ * Length of the short head SHA in the `<kind>-<N>-<sha>` tag: each CI system's own short SHA, so a
+ * later job can name the tag from its variables — GitHub's 7 characters, GitLab's
+ * `$CI_COMMIT_SHORT_SHA` (8).
+ */
+export const SHORT_SHA_LENGTH: Record<PreviewKind, number> = { pr: 7, mr: 8 };
 
 /** OCI label (not an OCI standard key) that marks an image as a preview and names its PR/MR. */
 export const PREVIEW_LABEL = "k8s-image-build.preview";
@@ -38,7 +42,7 @@ function checkSha(headSha: string): void {
   }
 }
 
-/** The tag names (without repository) of one PR/MR's preview: `pr-<N>`, `pr-<N>-<7-char sha>`. */
+/** The tag names (without repository) of one PR/MR's preview: `pr-<N>`, `pr-<N>-<short sha>`. */
 export function previewTagNames(
   kind: PreviewKind,
   number: number,
@@ -46,7 +50,7 @@ export function previewTagNames(
 ): [string, string] {
   checkNumber(number);
   checkSha(headSha);
-  return [`${kind}-${number}`, `${kind}-${number}-${headSha.slice(0, SHORT_SHA_LENGTH)}`];
+  return [`${kind}-${number}`, `${kind}-${number}-${headSha.slice(0, SHORT_SHA_LENGTH[kind])}`];
 }
 
 /**
@@ -70,7 +74,7 @@ export function previewTags(
  */
 export function isPreviewTagOf(tag: string, kind: PreviewKind, number: number): boolean {
   checkNumber(number);
-  return new RegExp(`^${kind}-${number}(?:-[0-9a-f]{${SHORT_SHA_LENGTH}})?$`).test(tag);
+  return new RegExp(`^${kind}-${number}(?:-[0-9a-f]{${SHORT_SHA_LENGTH[kind]}})?$`).test(tag);
 }
 
 /** A predicate form of isPreviewTagOf, for the registry and GHCR cleanups. */

@@ -325,9 +325,9 @@ describe("merge-request previews", () => {
     );
     expect(raw.tags!.split("\n")).toEqual([
       "registry.example:5000/acme/web:mr-12",
-      "registry.example:5000/acme/web:mr-12-0123456",
+      "registry.example:5000/acme/web:mr-12-01234567",
       "ghcr.io/acme/web:mr-12",
-      "ghcr.io/acme/web:mr-12-0123456",
+      "ghcr.io/acme/web:mr-12-01234567",
     ]);
     expect(note).toBe(`preview: merge request !12: pushing ${raw.tags!.split("\n").join(", ")}`);
     const labels = raw.labels!.split("\n");
@@ -347,7 +347,7 @@ describe("merge-request previews", () => {
       { tags: "ghcr.io/acme/web:1" },
       { ...mrEnv, CI_MERGE_REQUEST_SOURCE_BRANCH_SHA: head },
     );
-    expect(raw.tags).toBe("ghcr.io/acme/web:mr-12\nghcr.io/acme/web:mr-12-fedcba9");
+    expect(raw.tags).toBe("ghcr.io/acme/web:mr-12\nghcr.io/acme/web:mr-12-fedcba98");
   });
 
   test("outside a merge request the tags stay as given", () => {
@@ -375,9 +375,9 @@ describe("merge-request previews", () => {
     });
     expect(code).toBe(0);
     expect(stderr).toContain(
-      "preview: merge request !12: pushing registry.example:5000/acme/web:mr-12, registry.example:5000/acme/web:mr-12-0123456",
+      "preview: merge request !12: pushing registry.example:5000/acme/web:mr-12, registry.example:5000/acme/web:mr-12-01234567",
     );
-    expect(stdout).toContain("registry.example:5000/acme/web:mr-12-0123456");
+    expect(stdout).toContain("registry.example:5000/acme/web:mr-12-01234567");
     expect(stdout).not.toContain("registry.example:5000/acme/web:1.0");
   });
 });

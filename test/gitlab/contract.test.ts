@@ -41,6 +41,10 @@ const oneLine = (text: string) => text.replace(/\s*\n\s*/g, " ").trim();
 
 test("the template has a spec:inputs header and one job, and no global keywords", () => {
   expect(documents).toHaveLength(2);
+  // GitLab's header takes spec:inputs (and, in newer versions, component/include) only: any other
+  // key fails every include with "header:spec config contains unknown keys".
+  expect(Object.keys(header)).toEqual(["spec"]);
+  expect(Object.keys(header.spec)).toEqual(["inputs"]);
   const body = documents[1];
   expect(Object.keys(body)).toEqual(["$[[ inputs.as ]]"]);
   for (const global of [

@@ -168,7 +168,7 @@ test("in a merge-request pipeline with preview: true the component pushes mr-<ii
   expect(code).toBe(0);
   const report = readFileSync(artifactPath(project, "build-image", "build.env"), "utf8");
   expect(report).toMatch(
-    /^IMAGE_TAGS=registry\.example:5000\/acme\/web:mr-7,registry\.example:5000\/acme\/web:mr-7-[0-9a-f]{7}$/m,
+    /^IMAGE_TAGS=registry\.example:5000\/acme\/web:mr-7,registry\.example:5000\/acme\/web:mr-7-[0-9a-f]{8}$/m,
   );
   expect(jobOutput(output, "build-image")).toContainEqual(
     expect.stringMatching(

@@ -418,3 +418,28 @@ test("a Job whose pod is never created, with its events out of sight, still ends
   expect(Date.now() - started).toBeLessThan(6000);
   expect(await waitForEmpty(cluster, "locked-down")).toEqual(NOTHING_LEFT);
 });
+
+test("on 1.31+, where the Job says FailureTarget before Failed, a deadline is still named as such", async () => {
+  const newer = await startTestCluster({ gitVersion: "v1.31.2" });
+  try {
+    newer.createNamespace("ci-builds");
+    newer.useScenario("kaniko-deadline");
+    const spec = parseBuildSpec(
+      {
+        context: ".",
+        tags: "registry.example:5000/acme/web:1.0",
+        namespace: "ci-builds",
+        timeout: "2s",
+        kubeconfig: newer.kubeconfig(),
+      },
+      { workspace: makeContext(), kubeconfigPaths: [] },
+    );
+    const error = await build(spec, { reporter: recordingReporter(), runId: "test" }).catch(
+      (e: unknown) => e as BuildFailure,
+    );
+    expect((error as BuildFailure).kind).toBe("deadline-exceeded");
+    expect(await waitForEmpty(newer)).toEqual(NOTHING_LEFT);
+  } finally {
+    await newer.close();
+  }
+});

@@ -26,14 +26,14 @@ import {
 const SHA = "0123456789abcdef0123456789abcdef01234567";
 
 describe("preview tags", () => {
-  it("derives pr-<N> and pr-<N>-<7 hex> for GitHub and mr-<iid>… for GitLab", () => {
+  it("derives pr-<N>-<7 hex> for GitHub and mr-<iid>-<8 hex> (GitLab's CI_COMMIT_SHORT_SHA)", () => {
     expect(previewTags("ghcr.io/acme/web", "pr", 12, SHA)).toEqual([
       "ghcr.io/acme/web:pr-12",
       "ghcr.io/acme/web:pr-12-0123456",
     ]);
     expect(previewTags("localhost:5000/web", "mr", 3, SHA)).toEqual([
       "localhost:5000/web:mr-3",
-      "localhost:5000/web:mr-3-0123456",
+      "localhost:5000/web:mr-3-01234567",
     ]);
     expect(previewTagNames("pr", 1, SHA)).toEqual(["pr-1", "pr-1-0123456"]);
   });
@@ -57,6 +57,8 @@ describe("preview tags", () => {
       "xpr-12",
     ])
       expect(isPreviewTagOf(t, "pr", 12)).toBe(false);
+    expect(isPreviewTagOf("mr-12-01234567", "mr", 12)).toBe(true);
+    expect(isPreviewTagOf("mr-12-0123456", "mr", 12)).toBe(false);
   });
 
   it("labels", () => {

@@ -331,6 +331,24 @@ export class Controllers {
     const job = this.findJob(jobUid);
     if (!st || !job || st.finished || this.closed) return;
     st.finished = true;
+    if (this.opts.minor >= 31) {
+      // 1.31+: FailureTarget at once, with the reason; Failed only once the pods are gone.
+      const now = nowIso();
+      this.store.mutate("jobs", job.metadata.namespace, job.metadata.name, (j) => {
+        j.status ??= {};
+        j.status.conditions = [
+          ...(j.status.conditions ?? []),
+          {
+            type: "FailureTarget",
+            status: "True",
+            lastProbeTime: now,
+            lastTransitionTime: now,
+            reason: "DeadlineExceeded",
+            message: "Job was active longer than specified deadline",
+          },
+        ];
+      });
+    }
     const ns = job.metadata.namespace;
     const active = this.store
       .list("pods", ns)
@@ -371,7 +389,12 @@ export class Controllers {
             type: "Warning",
             component: "job-controller",
           });
-        this.soon(4, () => {
+        const podsGone = () => active.every((p) => !this.store.get("pods", ns, p.metadata.name));
+        const whenReady = (fn: () => void) => {
+          if (this.opts.minor < 31 || podsGone() || this.closed) return this.soon(4, fn);
+          setTimeout(() => whenReady(fn), 50);
+        };
+        whenReady(() => {
           const now = nowIso();
           this.store.mutate("jobs", ns, job.metadata.name, (j) => {
             j.status.conditions = [
