@@ -443,3 +443,27 @@ test("on 1.31+, where the Job says FailureTarget before Failed, a deadline is st
     await newer.close();
   }
 });
+
+test("a server that speaks only v4.channel.k8s.io (Kubernetes before 1.30) gets the whole context", async () => {
+  const older = await startTestCluster({ attachProtocols: ["v4.channel.k8s.io"] });
+  try {
+    older.createNamespace("ci-builds");
+    older.useScenario("kaniko-success-cold");
+    const spec = parseBuildSpec(
+      {
+        context: ".",
+        tags: "registry.example:5000/acme/web:1.0",
+        namespace: "ci-builds",
+        kubeconfig: older.kubeconfig(),
+      },
+      { workspace: makeContext(), kubeconfigPaths: [] },
+    );
+    const result = await build(spec, { reporter: recordingReporter(), runId: "test" });
+    expect(result.digest).toBe(DIGEST);
+    const received = older.receivedContext(older.podNames("ci-builds").at(-1)!)!;
+    expect(listFiles(received)).toEqual([".dockerignore", "Dockerfile", "app.txt", "src/main.sh"]);
+    expect(await waitForEmpty(older)).toEqual(NOTHING_LEFT);
+  } finally {
+    await older.close();
+  }
+});
