@@ -98,6 +98,8 @@ function metadata(name: string, spec: BuildSpec, labels: Record<string, string>)
   return meta;
 }
 
+const TERMINATION_GRACE_SECONDS = 5;
+
 /** The receiver: reads a gzip tar from stdin (attach), unpacks it into the workspace, exits. */
 function contextContainer(spec: BuildSpec): V1Container {
   return {
@@ -160,6 +162,9 @@ export function renderManifests(
   const podSpec: NonNullable<NonNullable<V1Job["spec"]>["template"]["spec"]> = {
     restartPolicy: "Never",
     automountServiceAccountToken: false,
+    // A cancelled or timed-out build has nothing to finish: the receiver (tar as PID 1) ignores
+    // SIGTERM, so the default 30 s would keep the pod Terminating after the Job is gone.
+    terminationGracePeriodSeconds: TERMINATION_GRACE_SECONDS,
     ...(spec.context.kind === "dir" ? { initContainers: [contextContainer(spec)] } : {}),
     containers: [pod.container],
     volumes,

@@ -151,6 +151,7 @@ describe("renderManifests", () => {
           spec: {
             restartPolicy: "Never",
             automountServiceAccountToken: false,
+            terminationGracePeriodSeconds: 5,
             initContainers: [
               {
                 name: "context",
