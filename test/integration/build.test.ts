@@ -31,13 +31,14 @@ beforeEach(() => {
 
 const DIGEST = "sha256:8c1c626558915ecba14a9b1f8b20dce4ba869984d4032c592d4dd6c67d8aab84";
 
-function specFor(context: string, inputs: RawInputs = {}) {
+/** A build of `context` in ci-builds on `on` (the shared test cluster unless another is given). */
+function specFor(context: string, inputs: RawInputs = {}, on: TestCluster = cluster) {
   return parseBuildSpec(
     {
       context: ".",
       tags: "registry.example:5000/acme/web:1.0",
       namespace: "ci-builds",
-      kubeconfig: cluster.kubeconfig(),
+      kubeconfig: on.kubeconfig(),
       ...inputs,
     },
     { workspace: context, kubeconfigPaths: [] },
@@ -338,15 +339,7 @@ describe("API requests per build", () => {
       const quickMs = Date.now() - quickStarted;
       const quick = describeRequests(cluster);
 
-      const slowSpec = parseBuildSpec(
-        {
-          context: ".",
-          tags: "registry.example:5000/acme/web:1.0",
-          namespace: "ci-builds",
-          kubeconfig: slow.kubeconfig(),
-        },
-        { workspace: makeContext(), kubeconfigPaths: [] },
-      );
+      const slowSpec = specFor(makeContext(), {}, slow);
       const slowStarted = Date.now();
       await build(slowSpec, { reporter: recordingReporter(), runId: "test" });
       const slowMs = Date.now() - slowStarted;
@@ -424,16 +417,7 @@ test("on 1.31+, where the Job says FailureTarget before Failed, a deadline is st
   try {
     newer.createNamespace("ci-builds");
     newer.useScenario("kaniko-deadline");
-    const spec = parseBuildSpec(
-      {
-        context: ".",
-        tags: "registry.example:5000/acme/web:1.0",
-        namespace: "ci-builds",
-        timeout: "2s",
-        kubeconfig: newer.kubeconfig(),
-      },
-      { workspace: makeContext(), kubeconfigPaths: [] },
-    );
+    const spec = specFor(makeContext(), { timeout: "2s" }, newer);
     const error = await build(spec, { reporter: recordingReporter(), runId: "test" }).catch(
       (e: unknown) => e as BuildFailure,
     );
@@ -449,15 +433,7 @@ test("a server that speaks only v4.channel.k8s.io (Kubernetes before 1.30) gets 
   try {
     older.createNamespace("ci-builds");
     older.useScenario("kaniko-success-cold");
-    const spec = parseBuildSpec(
-      {
-        context: ".",
-        tags: "registry.example:5000/acme/web:1.0",
-        namespace: "ci-builds",
-        kubeconfig: older.kubeconfig(),
-      },
-      { workspace: makeContext(), kubeconfigPaths: [] },
-    );
+    const spec = specFor(makeContext(), {}, older);
     const result = await build(spec, { reporter: recordingReporter(), runId: "test" });
     expect(result.digest).toBe(DIGEST);
     const received = older.receivedContext(older.podNames("ci-builds").at(-1)!)!;
