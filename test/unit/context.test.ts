@@ -607,7 +607,9 @@ describe("tarContext", () => {
       expect([item.uid, item.gid]).toEqual([0, 0]);
       const st = lstatSync(path.join(root, item.name));
       expect(item.mode).toBe(st.mode & 0o7777);
-      expect(item.mtime).toBe(Math.floor(st.mtimeMs / 1000) * 1000);
+      // The tar is written from stat.mtime, a Date Node rounds to the millisecond: compare with
+      // that Date (flooring mtimeMs instead differs by a second in the last half millisecond).
+      expect(item.mtime).toBe(Math.floor(st.mtime.getTime() / 1000) * 1000);
     }
     const byName = new Map(items.map((i) => [i.name, i]));
     expect(byName.get("bin/run")?.mode).toBe(0o755);
