@@ -45,6 +45,14 @@ function specFor(context: string, inputs: RawInputs = {}, on: TestCluster = clus
   );
 }
 
+/** The recorded build log as the user sees it: each line without its kubelet timestamp. */
+function recordedBuildLog(): string[] {
+  return readFileSync("test/support/recordings/kaniko-success-cold/log-build.txt", "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => line.slice(line.indexOf(" ") + 1));
+}
+
 function listFiles(dir: string, prefix = ""): string[] {
   const out: string[] = [];
   for (const name of readdirSync(dir)) {
@@ -87,13 +95,7 @@ describe("a successful Kaniko build", () => {
     expect(statSync(join(received, "src/main.sh")).mode & 0o111).not.toBe(0);
     expect(readFileSync(join(received, "app.txt"), "utf8")).toBe("hello from the build context\n");
 
-    const recorded = readFileSync(
-      "test/support/recordings/kaniko-success-cold/log-build.txt",
-      "utf8",
-    )
-      .split("\n")
-      .filter(Boolean)
-      .map((line) => line.slice(line.indexOf(" ") + 1));
+    const recorded = recordedBuildLog();
     expect(reporter.buildLines.map((line) => line.text)).toEqual(recorded);
 
     const left = await waitForEmpty(cluster);
@@ -135,13 +137,7 @@ describe("a successful Kaniko build", () => {
     const result = await build(specFor(context), { reporter, runId: "test" });
     expect(result.digest).toBe(DIGEST);
     const texts = reporter.buildLines.map((line) => line.text);
-    const recorded = readFileSync(
-      "test/support/recordings/kaniko-success-cold/log-build.txt",
-      "utf8",
-    )
-      .split("\n")
-      .filter(Boolean)
-      .map((line) => line.slice(line.indexOf(" ") + 1));
+    const recorded = recordedBuildLog();
     expect(texts).toEqual(recorded);
     const watches = cluster.requests.filter(
       (r) => r.stream === "watch" && r.path.endsWith("/pods"),

@@ -687,17 +687,7 @@ export class ApiServer {
     if (!cur) throw S.notFound(route.resource, info.group, route.name!);
     const ct = String(req.headers["content-type"] ?? "");
     let patched = applyPatch(ct, cur, body);
-    if (
-      patched.metadata?.resourceVersion &&
-      patched.metadata.resourceVersion !== cur.metadata.resourceVersion
-    ) {
-      throw S.conflict(
-        route.resource,
-        info.group,
-        route.name!,
-        "the object has been modified; please apply your changes to the latest version and try again",
-      );
-    }
+    this.checkResourceVersion(route, cur, patched);
     if (route.resource === "secrets") decodeSecretData(patched);
     const warnings = applyFieldValidation(
       route.resource,
@@ -717,6 +707,19 @@ export class ApiServer {
     this.send(req, res, 200, out, this.warningHeaders(warnings));
   }
 
+  /** Optimistic concurrency, as the API server does it: a stale resourceVersion is a 409 Conflict. */
+  private checkResourceVersion(route: Route, cur: any, next: any): void {
+    const version = next.metadata?.resourceVersion;
+    if (version && version !== cur.metadata.resourceVersion) {
+      throw S.conflict(
+        route.resource,
+        RESOURCES[route.resource].group,
+        route.name!,
+        "the object has been modified; please apply your changes to the latest version and try again",
+      );
+    }
+  }
+
   private async handleUpdate(
     req: IncomingMessage,
     res: ServerResponse,
@@ -728,17 +731,7 @@ export class ApiServer {
     const info = RESOURCES[route.resource];
     const cur = this.store.get(route.resource, route.namespace, route.name!);
     if (!cur) throw S.notFound(route.resource, info.group, route.name!);
-    if (
-      obj.metadata?.resourceVersion &&
-      obj.metadata.resourceVersion !== cur.metadata.resourceVersion
-    ) {
-      throw S.conflict(
-        route.resource,
-        info.group,
-        route.name!,
-        "the object has been modified; please apply your changes to the latest version and try again",
-      );
-    }
+    this.checkResourceVersion(route, cur, obj);
     if (route.resource === "secrets") decodeSecretData(obj);
     const warnings = applyFieldValidation(route.resource, obj, q.get("fieldValidation"), info.kind);
     this.immutability(route, cur, obj);

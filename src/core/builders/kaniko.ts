@@ -124,16 +124,11 @@ export const kaniko: Builder = {
           "Kaniko builds for the node it runs on and cannot build several platforms; use builder: buildkit for multi-platform images",
       };
     }
-    if (spec.cacheFrom.length > 0) {
+    const buildxCache =
+      spec.cacheFrom.length > 0 ? "cache-from" : spec.cacheTo.length > 0 ? "cache-to" : undefined;
+    if (buildxCache) {
       return {
-        input: "cache-from",
-        detail:
-          'is BuildKit-only; Kaniko takes its registry cache from "cache-repo" (or use builder: buildkit)',
-      };
-    }
-    if (spec.cacheTo.length > 0) {
-      return {
-        input: "cache-to",
+        input: buildxCache,
         detail:
           'is BuildKit-only; Kaniko takes its registry cache from "cache-repo" (or use builder: buildkit)',
       };
