@@ -8,7 +8,7 @@
  *   node bench/attach.mjs [--mb 80] [--rounds 3] [--kubectl /usr/bin/kubectl] [--kubectl-as-is]
  *
  * Every upload gets a fresh Job (stdinOnce: one upload per receiver). Ours runs in its own Node
- * process (a bundle of src/core/context.ts + upload.ts), as the tool does, so that its peak RSS
+ * process (a bundle of src/core/context/plan.ts + upload.ts), as the tool does, so that its peak RSS
  * is its own and not the test server's; the test server lives in this process. Timing: ours
  * from the uploadContext call to its return (the context was planned beforehand, as build.ts
  * does); the peer from the pipeline's start to its exit (kubectl start-up, its pod GET and the
@@ -113,8 +113,8 @@ const bundle = (contents, outfile) =>
 const WORKER = `
 import { readFileSync } from "node:fs";
 import { KubeConfig } from "@kubernetes/client-node";
-import { planContext, tarContext } from "./src/core/context.ts";
-import { uploadContext } from "./src/core/upload.ts";
+import { planContext, tarContext } from "./src/core/context/index.ts";
+import { uploadContext } from "./src/core/context/upload.ts";
 
 const [kubeconfigPath, namespace, pod, dir] = process.argv.slice(2);
 const kubeConfig = new KubeConfig();
@@ -141,9 +141,9 @@ process.stdout.write(JSON.stringify({
 `;
 
 const HARNESS = `
-export { planContext } from "./src/core/context.ts";
-export { parseBuildSpec } from "./src/core/spec.ts";
-export { newBuildIdentity, renderManifests } from "./src/core/manifests.ts";
+export { planContext } from "./src/core/context/plan.ts";
+export { parseBuildSpec } from "./src/core/spec/spec.ts";
+export { newBuildIdentity, renderManifests } from "./src/core/job/manifests.ts";
 export { startTestCluster } from "./test/support/cluster.ts";
 export { BatchV1Api, KubeConfig } from "@kubernetes/client-node";
 `;

@@ -4,7 +4,7 @@
  *
  *   node bench/upload.mjs [--mb 80] [--rounds 3]
  *
- * src/core/context.ts is bundled on the fly with esbuild (a devDependency) into a temp dir.
+ * src/core/context/index.ts is bundled on the fly with esbuild (a devDependency) into a temp dir.
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -30,7 +30,7 @@ try {
   // 1. The code under test.
   const bundle = path.join(work, "context.mjs");
   await build({
-    entryPoints: [path.join(repo, "src/core/context.ts")],
+    entryPoints: [path.join(repo, "src/core/context/index.ts")],
     bundle: true,
     platform: "node",
     format: "esm",

@@ -3,4 +3,4 @@ export { runActionMain } from "./github/main.js";
 export { runActionPost } from "./github/post.js";
 export { runCli } from "./cli/cli.js";
 export { build, renderBuildManifests } from "./core/build.js";
-export { parseBuildSpec } from "./core/spec.js";
+export { parseBuildSpec } from "./core/spec/spec.js";

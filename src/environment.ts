@@ -4,7 +4,7 @@
  */
 import { homedir } from "node:os";
 import { delimiter, join } from "node:path";
-import type { ParseEnvironment } from "./core/spec.js";
+import type { ParseEnvironment } from "./core/spec/spec.js";
 
 export const SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount";
 

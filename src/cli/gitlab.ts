@@ -4,9 +4,13 @@
  * the engine's parser still checks everything that results.
  */
 import { InputError } from "../core/errors.js";
-import { ParseError, parseImageReference, registryAuthKey, splitList } from "../core/parse.js";
-import { previewLabels, previewTags, validatePreviewRepositories } from "../core/preview-tags.js";
-import type { RawInputs } from "../core/spec.js";
+import { ParseError, parseImageReference, registryAuthKey, splitList } from "../core/spec/parse.js";
+import {
+  previewLabels,
+  previewTags,
+  validatePreviewRepositories,
+} from "../core/spec/preview-tags.js";
+import type { RawInputs } from "../core/spec/spec.js";
 
 type Env = NodeJS.ProcessEnv;
 

@@ -1,5 +1,5 @@
 /** What the GitHub runner's environment says about the workspace and the run. */
-import type { ParseEnvironment } from "../core/spec.js";
+import type { ParseEnvironment } from "../core/spec/spec.js";
 import { clusterEnvironment } from "../environment.js";
 
 export function parseEnvironment(env: NodeJS.ProcessEnv = process.env): ParseEnvironment {

@@ -1,11 +1,16 @@
 /** The action's main step: inputs → build() → outputs, summary; cancellation deletes what was created. */
 import * as core from "@actions/core";
 import { build, renderBuildManifests } from "../core/build.js";
-import type { CreatedObjects } from "../core/cleanup.js";
+import type { CreatedObjects } from "../core/job/cleanup.js";
 import { BuildFailure, isUserFacing } from "../core/errors.js";
-import { manifestsToYaml } from "../core/manifests.js";
-import { SECRET_INPUTS, secretsOf } from "../core/masking.js";
-import { INPUT_NAMES, parseBuildSpec, parseRegistryInputs, type RawInputs } from "../core/spec.js";
+import { manifestsToYaml } from "../core/job/manifests.js";
+import { SECRET_INPUTS, secretsOf } from "../core/spec/masking.js";
+import {
+  INPUT_NAMES,
+  parseBuildSpec,
+  parseRegistryInputs,
+  type RawInputs,
+} from "../core/spec/spec.js";
 import type { BuildResult } from "../core/types.js";
 import { parseEnvironment, runId } from "./environment.js";
 import {

@@ -1,8 +1,8 @@
 /** The post step: deletes whatever the saved state names (main was killed before it could). */
 import * as core from "@actions/core";
-import { deleteBuildObjects } from "../core/cleanup.js";
-import { connect, createClients } from "../core/cluster.js";
-import { parseClusterInputs } from "../core/spec.js";
+import { deleteBuildObjects } from "../core/job/cleanup.js";
+import { connect, createClients } from "../core/cluster/connection.js";
+import { parseClusterInputs } from "../core/spec/spec.js";
 import { parseEnvironment } from "./environment.js";
 import { readRawInputs } from "./main.js";
 import { loadObjects } from "./state.js";

@@ -5,9 +5,9 @@
 import * as core from "@actions/core";
 import * as github from "@actions/github";
 import { InputError } from "../core/errors.js";
-import { parseBoolean, splitList } from "../core/parse.js";
+import { parseBoolean, splitList } from "../core/spec/parse.js";
 import { credentialsForRegistry } from "../core/registry/index.js";
-import type { RawInputs } from "../core/spec.js";
+import type { RawInputs } from "../core/spec/spec.js";
 import type { BuildResult, BuildSpec } from "../core/types.js";
 import {
   cleanupPreviewImages,

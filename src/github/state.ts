@@ -1,6 +1,6 @@
 /** What the main step leaves for the post step: the objects to delete if main could not. */
 import * as core from "@actions/core";
-import type { CreatedObjects } from "../core/cleanup.js";
+import type { CreatedObjects } from "../core/job/cleanup.js";
 
 export const STATE_OBJECTS = "objects";
 

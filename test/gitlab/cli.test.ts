@@ -13,7 +13,7 @@ import {
 } from "../../src/cli/gitlab.js";
 import { createCliReporter } from "../../src/cli/reporter.js";
 import { InputError } from "../../src/core/errors.js";
-import { INPUT_NAMES } from "../../src/core/spec.js";
+import { INPUT_NAMES } from "../../src/core/spec/spec.js";
 import type { BuildResult } from "../../src/core/types.js";
 import { ROOT } from "./support/gcl.js";
 

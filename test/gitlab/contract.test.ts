@@ -14,7 +14,7 @@ import {
   inputDoc,
   LIST_INPUTS,
 } from "../../src/cli/cli.js";
-import { INPUT_NAMES } from "../../src/core/spec.js";
+import { INPUT_NAMES } from "../../src/core/spec/spec.js";
 import { ROOT, TEMPLATE } from "./support/gcl.js";
 
 interface SpecInput {

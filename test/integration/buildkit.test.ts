@@ -7,7 +7,7 @@ import { chmodSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { build } from "../../src/core/build.js";
 import { BuildFailure } from "../../src/core/errors.js";
-import { parseBuildSpec, type RawInputs } from "../../src/core/spec.js";
+import { parseBuildSpec, type RawInputs } from "../../src/core/spec/spec.js";
 import { startTestCluster, type TestCluster } from "../support/cluster.js";
 import { makeContext, NOTHING_LEFT, recordingReporter, waitForEmpty } from "./helpers.js";
 

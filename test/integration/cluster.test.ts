@@ -2,7 +2,7 @@
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connect, createClients } from "../../src/core/cluster.js";
+import { connect, createClients } from "../../src/core/cluster/connection.js";
 import { BuildFailure } from "../../src/core/errors.js";
 import type { ClusterSource } from "../../src/core/types.js";
 import { startTestCluster, type TestCluster } from "../support/cluster.js";

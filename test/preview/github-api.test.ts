@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "@jest/globals";
 import { getOctokit } from "@actions/github";
 
-import { previewTagMatcher } from "../../src/core/preview-tags.js";
+import { previewTagMatcher } from "../../src/core/spec/preview-tags.js";
 import {
   cleanupPreviewImages,
   deleteGhcrPreviewVersions,

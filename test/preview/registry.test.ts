@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "@jest/globals";
 
-import { previewTagMatcher, previewTags } from "../../src/core/preview-tags.js";
+import { previewTagMatcher, previewTags } from "../../src/core/spec/preview-tags.js";
 import { RegistryClient, RegistryError, deletePreviewTags } from "../../src/core/registry/index.js";
 import { cleanupPreviewImages, detectPreviewEvent } from "../../src/github/preview/index.js";
 import * as payloads from "./payloads.js";

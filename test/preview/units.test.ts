@@ -8,7 +8,7 @@ import {
   previewTags,
   validatePreviewRepositories,
   validatePreviewRepository,
-} from "../../src/core/preview-tags.js";
+} from "../../src/core/spec/preview-tags.js";
 import {
   credentialsForRegistry,
   isInsecureRegistry,

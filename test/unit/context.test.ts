@@ -23,7 +23,7 @@ import {
   planContext,
   tarContext,
   type ContextPlan,
-} from "../../src/core/context.js";
+} from "../../src/core/context/index.js";
 import { InputError } from "../../src/core/errors.js";
 
 const tmpRoots: string[] = [];

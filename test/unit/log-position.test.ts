@@ -1,5 +1,5 @@
 /** Resuming a log: the server repeats lines from sinceTime on; each line is delivered once. */
-import { LogPosition, timestampNanos } from "../../src/core/log-follower.js";
+import { LogPosition, timestampNanos } from "../../src/core/cluster/log-follower.js";
 
 test("RFC3339Nano with trimmed zeros compares by time, not as text", () => {
   expect(

@@ -10,7 +10,7 @@ import {
   newBuildIdentity,
   renderManifests,
   type RenderedManifests,
-} from "../../src/core/manifests.js";
+} from "../../src/core/job/manifests.js";
 import type { BuildIdentity } from "../../src/core/types.js";
 import { specOf } from "./spec-fixture.js";
 

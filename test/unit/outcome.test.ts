@@ -1,5 +1,5 @@
 import { BuildFailure } from "../../src/core/errors.js";
-import { digestOf } from "../../src/core/outcome.js";
+import { digestOf } from "../../src/core/job/outcome.js";
 
 const DIGEST = `sha256:${"0123456789abcdef".repeat(4)}`;
 

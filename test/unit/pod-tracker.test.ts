@@ -1,7 +1,7 @@
 /** Pending problems: which fail at once, which after the grace period, which not at all. */
 import type { CoreV1Event, V1Pod } from "@kubernetes/client-node";
 import { BuildFailure } from "../../src/core/errors.js";
-import { PodTracker, type PendingProblem } from "../../src/core/pod-tracker.js";
+import { PodTracker, type PendingProblem } from "../../src/core/cluster/pod-tracker.js";
 
 function pendingPod(over: Partial<NonNullable<V1Pod["status"]>> = {}): V1Pod {
   return { metadata: { name: "kib-x-abcde", uid: "u1" }, status: { phase: "Pending", ...over } };

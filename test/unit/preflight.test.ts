@@ -1,4 +1,4 @@
-import { podSecurityRefusal } from "../../src/core/preflight.js";
+import { podSecurityRefusal } from "../../src/core/job/preflight.js";
 import type { Builder } from "../../src/core/builders/types.js";
 import { buildkit } from "../../src/core/builders/buildkit.js";
 

@@ -4,14 +4,14 @@ import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { KANIKO_IMAGE } from "../../src/core/builders/kaniko.js";
 import { InputError } from "../../src/core/errors.js";
-import { parseImageReference, splitList } from "../../src/core/parse.js";
+import { parseImageReference, splitList } from "../../src/core/spec/parse.js";
 import {
   DEFAULT_CONTEXT_IMAGE,
   INPUT_NAMES,
   parseBuildSpec,
   type ParseEnvironment,
   type RawInputs,
-} from "../../src/core/spec.js";
+} from "../../src/core/spec/spec.js";
 
 let root: string;
 let ws: string;

@@ -22,9 +22,9 @@ import path from "node:path";
 import { Readable, Transform } from "node:stream";
 import { KubeConfig } from "@kubernetes/client-node";
 import WebSocketClass, { WebSocketServer, type WebSocket } from "ws";
-import { planContext, tarContext, type ContextPlan } from "../../src/core/context.js";
+import { planContext, tarContext, type ContextPlan } from "../../src/core/context/index.js";
 import { BuildFailure } from "../../src/core/errors.js";
-import { uploadContext, type UploadTarget } from "../../src/core/upload.js";
+import { uploadContext, type UploadTarget } from "../../src/core/context/upload.js";
 
 const tmpRoots: string[] = [];
 afterAll(() => {

@@ -4,7 +4,7 @@
  * removed comes back as warnings (a closed PR's workflow stays green).
  */
 
-import { previewTagMatcher, type PreviewKind } from "../../core/preview-tags.js";
+import { previewTagMatcher, type PreviewKind } from "../../core/spec/preview-tags.js";
 import { deletePreviewTags, type PreviewCleanupReport } from "../../core/registry/cleanup.js";
 import type { FetchFn, RegistryCredentials } from "../../core/registry/client.js";
 import { isInsecureRegistry, splitRepository } from "../../core/registry/reference.js";

@@ -10,7 +10,7 @@ import {
   previewLabels,
   previewTags,
   validatePreviewRepositories,
-} from "../../core/preview-tags.js";
+} from "../../core/spec/preview-tags.js";
 import type { KeyValue } from "../../core/types.js";
 
 /** The parts of `@actions/github`'s `context` this module reads (plain objects work in tests). */

@@ -5,8 +5,8 @@ import path from "node:path";
 import { Transform, type Readable } from "node:stream";
 import { createGzip } from "node:zlib";
 import tarStream from "tar-stream";
-import type { ContextEntry, ContextPlan } from "./context.js";
-import { InputError, messageOf } from "./errors.js";
+import type { ContextEntry, ContextPlan } from "./plan.js";
+import { InputError, messageOf } from "../errors.js";
 
 /** Files up to this size are read whole (and a few ahead); larger ones are streamed. */
 const SMALL_FILE = 512 * 1024;

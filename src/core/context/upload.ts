@@ -14,7 +14,7 @@ import { PassThrough, type Readable } from "node:stream";
 import type { KubeConfig } from "@kubernetes/client-node";
 // Not re-exported by the package index; the package has no "exports" map, so the file is reachable.
 import { WebSocketHandler } from "@kubernetes/client-node/dist/web-socket-handler.js";
-import { BuildFailure, oneLine } from "./errors.js";
+import { BuildFailure, oneLine } from "../errors.js";
 
 export interface UploadTarget {
   kubeConfig: KubeConfig;

@@ -7,8 +7,8 @@ import { readFileSync, realpathSync, statSync } from "node:fs";
 import { isAbsolute, relative, resolve, sep } from "node:path";
 import { posix } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { BUILDER_NAMES, getBuilder, isBuilderName } from "./builders/index.js";
-import { InputError } from "./errors.js";
+import { BUILDER_NAMES, getBuilder, isBuilderName } from "../builders/index.js";
+import { InputError } from "../errors.js";
 import {
   ParseError,
   checkDns1123Label,
@@ -36,7 +36,7 @@ import type {
   RegistryAuth,
   ResourceRequirements,
   Toleration,
-} from "./types.js";
+} from "../types.js";
 
 /** The BuildSpec inputs, exactly as action.yml names them (the preview inputs are the adapter's). */
 export const INPUT_NAMES = [

@@ -3,7 +3,7 @@
  * API server asks to retry (429 with Retry-After, 5xx, dropped connections).
  */
 import { ApiException } from "@kubernetes/client-node";
-import { BuildFailure } from "./errors.js";
+import { BuildFailure } from "../errors.js";
 
 export interface ApiStatus {
   code: number;

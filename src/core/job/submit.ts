@@ -3,10 +3,10 @@
  * uid exists only now), so the garbage collector removes them with the Job whatever happens next.
  */
 import type { V1Job } from "@kubernetes/client-node";
-import { apiFailure, apiStatus, withRetry, type RetryOptions } from "./api-errors.js";
+import { apiFailure, apiStatus, withRetry, type RetryOptions } from "../cluster/api-errors.js";
 import { LABEL_BUILD_ID } from "./manifests.js";
 import type { CreatedObjects } from "./cleanup.js";
-import type { ClusterClients } from "./cluster.js";
+import type { ClusterClients } from "../cluster/connection.js";
 import type { RenderedManifests } from "./manifests.js";
 
 export interface SubmitContext {

@@ -1,6 +1,6 @@
 /** What the builder container's end means: the digest it left, or the typed failure it was. */
 import type { V1ContainerStateTerminated } from "@kubernetes/client-node";
-import { BuildFailure } from "./errors.js";
+import { BuildFailure } from "../errors.js";
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 

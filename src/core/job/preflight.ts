@@ -1,7 +1,7 @@
 /**
  * Checks made before anything is submitted. Pure: the caller reads the namespace.
  */
-import type { Builder, PodSecurityLevel } from "./builders/types.js";
+import type { Builder, PodSecurityLevel } from "../builders/types.js";
 
 export const POD_SECURITY_ENFORCE_LABEL = "pod-security.kubernetes.io/enforce";
 

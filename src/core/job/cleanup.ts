@@ -1,6 +1,6 @@
 /** Deletes what a build created: the Job (its pods with it) and the Secrets. Every path calls it. */
-import type { ClusterClients } from "./cluster.js";
-import { apiFailure, isNotFound, withRetry } from "./api-errors.js";
+import type { ClusterClients } from "../cluster/connection.js";
+import { apiFailure, isNotFound, withRetry } from "../cluster/api-errors.js";
 
 export interface CreatedObjects {
   namespace: string;

@@ -5,7 +5,7 @@
 import { randomBytes } from "node:crypto";
 import type { V1Container, V1Job, V1ObjectMeta, V1Secret, V1Volume } from "@kubernetes/client-node";
 import { stringify } from "yaml";
-import { getBuilder } from "./builders/index.js";
+import { getBuilder } from "../builders/index.js";
 import {
   BUILD_SECRETS_VOLUME,
   CONTEXT_CONTAINER,
@@ -13,8 +13,8 @@ import {
   WORKSPACE_DIR,
   WORKSPACE_VOLUME,
   type RenderEnvironment,
-} from "./builders/types.js";
-import type { BuildIdentity, BuildSpec, RegistryAuth } from "./types.js";
+} from "../builders/types.js";
+import type { BuildIdentity, BuildSpec, RegistryAuth } from "../types.js";
 
 export const TOOL_NAME = "k8s-image-build";
 export const LABEL_NAME = "app.kubernetes.io/name";

@@ -19,10 +19,7 @@ import { type Dirent, type Stats } from "node:fs";
 import { lstat, readdir, readFile, readlink, realpath, stat } from "node:fs/promises";
 import path from "node:path";
 import { parseDockerignore, PatternMatcher } from "./dockerignore.js";
-import { InputError, messageOf } from "./errors.js";
-
-export { tarContext } from "./context-tar.js";
-export { parseDockerignore, PatternMatcher } from "./dockerignore.js";
+import { InputError, messageOf } from "../errors.js";
 
 export interface ContextEntry {
   /** POSIX, relative to the context directory, no leading `./`, no trailing `/`. */

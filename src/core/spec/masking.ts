@@ -1,6 +1,6 @@
 /** The values of a build request that must never be printed, for an adapter to mask. */
 import type { InputName } from "./spec.js";
-import type { BuildSpec } from "./types.js";
+import type { BuildSpec } from "../types.js";
 
 /** Inputs whose raw values are secrets: adapters mask them before anything else happens. */
 export const SECRET_INPUTS: readonly InputName[] = [

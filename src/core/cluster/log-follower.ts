@@ -6,7 +6,7 @@
 import { Writable } from "node:stream";
 import { Log, type KubeConfig } from "@kubernetes/client-node";
 import { apiStatus, sleep } from "./api-errors.js";
-import type { LogLine } from "./reporter.js";
+import type { LogLine } from "../reporter.js";
 
 /** RFC3339(Nano) → nanoseconds since the epoch; kubelet trims trailing zeros, so strings do not sort. */
 export function timestampNanos(timestamp: string): bigint | undefined {

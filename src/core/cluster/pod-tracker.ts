@@ -9,7 +9,7 @@ import type {
   V1ContainerStateTerminated,
   V1Pod,
 } from "@kubernetes/client-node";
-import { BuildFailure, type FailureKind } from "./errors.js";
+import { BuildFailure, type FailureKind } from "../errors.js";
 
 export interface PendingProblem {
   kind: FailureKind;

@@ -5,8 +5,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { BatchV1Api, CoreV1Api, KubeConfig, VersionApi } from "@kubernetes/client-node";
-import { BuildFailure } from "./errors.js";
-import type { ClusterSource } from "./types.js";
+import { BuildFailure } from "../errors.js";
+import type { ClusterSource } from "../types.js";
 
 export interface ClusterConnection {
   kubeConfig: KubeConfig;

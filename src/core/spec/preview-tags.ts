@@ -3,8 +3,8 @@
  * face (`mr-<iid>`). Pure: no environment, no CI knowledge.
  */
 
-import { InputError } from "./errors.js";
-import type { KeyValue } from "./types.js";
+import { InputError } from "../errors.js";
+import type { KeyValue } from "../types.js";
 
 /** "pr" for GitHub pull requests, "mr" for GitLab merge requests. */
 export type PreviewKind = "pr" | "mr";

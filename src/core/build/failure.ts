@@ -1,0 +1,73 @@
+/**
+ * Why a build ended without a result, in the cluster's own words: the Job's failure condition
+ * (DeadlineExceeded above all), else the pod's status.
+ */
+import { BuildFailure } from "../errors.js";
+import { formatDuration } from "../spec/parse.js";
+import { LOG_TAIL_LINES, type BuildRun } from "./run.js";
+
+/** Why the Job failed, when it says so (DeadlineExceeded above all). */
+export async function jobFailure(run: BuildRun): Promise<BuildFailure | undefined> {
+  try {
+    const job = await run.clients.batch.readNamespacedJob({
+      name: run.created.job ?? run.identity.jobName,
+      namespace: run.namespace,
+    });
+    const failed = job.status?.conditions?.find(
+      // From 1.31 the Job controller sets FailureTarget (with the reason) first and Failed only
+      // once its pods are gone: either one says why.
+      (condition) =>
+        (condition.type === "Failed" || condition.type === "FailureTarget") &&
+        condition.status === "True",
+    );
+    if (failed?.reason === "DeadlineExceeded") {
+      return new BuildFailure(
+        "deadline-exceeded",
+        `the build exceeded its timeout of ${formatDuration(run.spec.timeoutSeconds)} (the Job's activeDeadlineSeconds) and was stopped`,
+        [...run.logTail],
+      );
+    }
+    if (failed) {
+      return new BuildFailure(
+        "pod-deleted",
+        `the Job failed: ${failed.reason ?? ""} ${failed.message ?? ""}`.trim(),
+        [...run.logTail],
+      );
+    }
+  } catch {
+    // The Job is gone or unreadable: the pod's own state has to do.
+  }
+  return undefined;
+}
+
+/** The pod ended or is being deleted without a result: find out why. */
+export async function failFromPod(run: BuildRun): Promise<never> {
+  const { tracker } = run;
+  if (tracker.failure) throw tracker.failure;
+  const failure = await jobFailure(run);
+  if (failure) throw failure;
+  const reason = tracker.pod?.status?.reason;
+  const message = tracker.pod?.status?.message;
+  throw new BuildFailure(
+    "pod-deleted",
+    reason
+      ? `the build pod ended: ${reason}${message ? `: ${message}` : ""}`
+      : "the build pod was deleted before the build finished",
+    [...run.logTail],
+  );
+}
+
+/** The last lines a container logged, for a failure message; none when they cannot be read. */
+export async function readLogTail(run: BuildRun, container: string): Promise<string[]> {
+  try {
+    const text = await run.clients.core.readNamespacedPodLog({
+      name: run.tracker.pod?.metadata?.name ?? "",
+      namespace: run.namespace,
+      container,
+      tailLines: LOG_TAIL_LINES,
+    });
+    return text.split("\n").filter((line) => line.length > 0);
+  } catch {
+    return [];
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * Plan: everything that can be decided without the cluster — the builder, the context walked with
+ * .dockerignore, the connection, the Job's identity — checked and reported before anything is
+ * created.
+ */
+import { getBuilder } from "../builders/index.js";
+import type { Builder } from "../builders/types.js";
+import { connect, createClients } from "../cluster/connection.js";
+import { PodTracker } from "../cluster/pod-tracker.js";
+import { planContext } from "../context/index.js";
+import { InputError } from "../errors.js";
+import { newBuildIdentity } from "../job/manifests.js";
+import { secretsOf } from "../spec/masking.js";
+import type { BuildSpec } from "../types.js";
+import { formatBytes } from "./format.js";
+import type { BuildOptions, BuildRun } from "./run.js";
+
+/** An input this builder cannot honour is one line naming the input. */
+export function checkSupported(builder: Builder, spec: BuildSpec): void {
+  const unsupported = builder.unsupported(spec);
+  if (unsupported) throw new InputError(unsupported.input, unsupported.detail);
+}
+
+export async function planBuild(spec: BuildSpec, options: BuildOptions): Promise<BuildRun> {
+  const reporter = options.reporter;
+  const started = performance.now();
+  const builder = getBuilder(spec.builder);
+  checkSupported(builder, spec);
+  for (const secret of secretsOf(spec)) reporter.mask(secret);
+
+  // Everything that can be checked locally is checked before the cluster is touched.
+  const contextPlan =
+    spec.context.kind === "dir"
+      ? await planContext(spec.context.dir, { dockerfile: spec.dockerfile })
+      : undefined;
+  const connection = connect(spec.cluster);
+  const clients = createClients(connection.kubeConfig);
+  const namespace = spec.namespace ?? connection.contextNamespace;
+  const identity = options.identity ?? newBuildIdentity(options.runId);
+  const abort = new AbortController();
+
+  const run: BuildRun = {
+    spec,
+    options,
+    reporter,
+    builder,
+    started,
+    contextPlan,
+    connection,
+    clients,
+    namespace,
+    identity,
+    abort,
+    retry: { signal: abort.signal, onRetry: (message: string) => reporter.warn(message) },
+    created: { namespace, secrets: [] },
+    timings: { submitMs: 0, scheduleMs: 0, uploadMs: 0, buildMs: 0 },
+    tracker: new PodTracker({
+      pendingGraceMs: options.pendingGraceMs ?? 30_000,
+      onProblem: (problem) => reporter.warn(problem.message),
+    }),
+    watches: [],
+    logTail: [],
+    cleanedUp: false,
+  };
+
+  await reporter.group("Plan", async () => {
+    reporter.info(`Builder: ${builder.name} (${spec.builderImage})`);
+    reporter.info(`Cluster: ${connection.server} (${connection.origin})`);
+    reporter.info(`Namespace: ${namespace}`);
+    reporter.info(`Job: ${identity.jobName}`);
+    reporter.info(`Tags: ${spec.tags.join(", ")}${spec.push ? "" : " (not pushed)"}`);
+    if (spec.cacheRepo) reporter.info(`Cache: ${spec.cacheRepo}`);
+    if (contextPlan) {
+      reporter.info(
+        `Context: ${contextPlan.dir} (${contextPlan.files.toLocaleString("en-US")} files, ${formatBytes(contextPlan.bytes)}), Dockerfile ${spec.dockerfile}`,
+      );
+    } else if (spec.context.kind === "git") {
+      reporter.info(`Context: ${spec.context.url} (fetched by the builder)`);
+    }
+  });
+  return run;
+}

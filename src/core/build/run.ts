@@ -1,0 +1,73 @@
+/**
+ * One build's shared state, handed from phase to phase: the spec and options it runs with, the
+ * cluster it talks to, what it created there, and the watches and tracker that drive it.
+ */
+import type { V1Job } from "@kubernetes/client-node";
+import type { Builder } from "../builders/types.js";
+import type { ClusterClients, ClusterConnection } from "../cluster/connection.js";
+import type { RetryOptions } from "../cluster/api-errors.js";
+import { PodTracker } from "../cluster/pod-tracker.js";
+import type { WatchStream } from "../cluster/watch-stream.js";
+import type { ContextPlan } from "../context/index.js";
+import type { CreatedObjects } from "../job/cleanup.js";
+import type { Reporter } from "../reporter.js";
+import type { BuildIdentity, BuildSpec } from "../types.js";
+
+export interface BuildOptions {
+  reporter: Reporter;
+  /** Identifies the CI run in labels ("local" when none). */
+  runId: string;
+  /** Aborting cancels the build; what was created is deleted before build() rejects. */
+  signal?: AbortSignal;
+  /** Called once the objects exist, so an adapter can save them for a later cleanup step. */
+  onSubmitted?(objects: CreatedObjects): void;
+  /** Called after the build's own cleanup ran (the saved state can be dropped). */
+  onCleanedUp?(objects: CreatedObjects): void;
+  /** How long a Pending problem (unschedulable, image pull, mount) may last; default 30 s. */
+  pendingGraceMs?: number;
+  /** For tests: a fixed identity instead of a random one. */
+  identity?: BuildIdentity;
+  /** Time allowed for cleanup (the runner's cancellation grace is 7.5 s). */
+  cleanupTimeoutMs?: number;
+  /**
+   * How long past the Job's deadline to wait before asking the Job itself (default 15 s): the pod
+   * watch normally reports the end, but a Job whose pod was never created has none to report.
+   */
+  deadlineSlackMs?: number;
+}
+
+/** How long each phase took, in milliseconds. */
+export interface PhaseTimings {
+  submitMs: number;
+  scheduleMs: number;
+  uploadMs: number;
+  buildMs: number;
+}
+
+export const LOG_TAIL_LINES = 20;
+
+export interface BuildRun {
+  readonly spec: BuildSpec;
+  readonly options: BuildOptions;
+  readonly reporter: Reporter;
+  readonly builder: Builder;
+  readonly started: number;
+  /** The local directory context, walked with .dockerignore; undefined for a git context. */
+  readonly contextPlan: ContextPlan | undefined;
+  readonly connection: ClusterConnection;
+  readonly clients: ClusterClients;
+  readonly namespace: string;
+  readonly identity: BuildIdentity;
+  /** Aborted by the caller's signal: cancels every request and stream of this build. */
+  readonly abort: AbortController;
+  readonly retry: RetryOptions;
+  readonly created: CreatedObjects;
+  readonly timings: PhaseTimings;
+  readonly tracker: PodTracker;
+  readonly watches: WatchStream<{ metadata?: { resourceVersion?: string } }>[];
+  /** The last lines of the builder's log, for failure messages. */
+  readonly logTail: string[];
+  submitted?: V1Job;
+  deadlineTimer?: NodeJS.Timeout;
+  cleanedUp: boolean;
+}
