@@ -117,7 +117,7 @@ describe("a successful Kaniko build", () => {
     expect(pod.initContainers[0]).toMatchObject({ name: "context", stdin: true, stdinOnce: true });
     expect(pod.containers[0].args).toEqual(
       expect.arrayContaining([
-        "--context=dir:///workspace",
+        "--context=dir:///kaniko/buildcontext",
         "--digest-file=/dev/termination-log",
         "--destination=registry.example:5000/acme/web:1.0",
       ]),
@@ -191,6 +191,58 @@ describe("a successful Kaniko build", () => {
     // Without registry credentials: namespace, Job, pod watch, two event watches, attach, log, delete.
     expect(summary.length).toBeLessThanOrEqual(9);
     await waitForEmpty(cluster);
+  });
+});
+
+describe("the context where Kaniko never snapshots", () => {
+  const RECORDING = "test/support/recordings/kaniko-success-buildcontext";
+  const RECORDED_DIGEST = "sha256:22ffa93a3c7f81e89227f4d7c98ec7c10c52bbccdd79332094df3899aa698194";
+
+  test("the product's Kaniko pod is the recorded kaniko-success-buildcontext pod, and its build replays", async () => {
+    // contexts/workdir-copy: a Dockerfile writing under WORKDIR /workspace, Kaniko's default.
+    const context = makeContext({
+      Dockerfile:
+        "FROM 10.88.0.1:5000/library/busybox:local\nWORKDIR /workspace\nCOPY . .\nRUN ls /workspace\n",
+      "app.txt": "hello from the context\n",
+    });
+    cluster.useScenario("kaniko-success-buildcontext");
+    const reporter = recordingReporter();
+    const result = await build(specFor(context, { "keep-job": "true" }), {
+      reporter,
+      runId: "test",
+    });
+    expect(result.digest).toBe(RECORDED_DIGEST);
+
+    const recordedJob = JSON.parse(readFileSync(join(RECORDING, "job.json"), "utf8"));
+    const job = cluster.objects("jobs", "ci-builds").find((j) => j.metadata.name === result.job);
+    const mountsOf = (c: { name: string; volumeMounts?: { mountPath: string }[] }) =>
+      `${c.name}: ${(c.volumeMounts ?? []).map((m) => m.mountPath).join(", ")}`;
+    const podSpec = job.spec.template.spec;
+    const recordedSpec = recordedJob.spec.template.spec;
+    // Mounted where the recording mounted it, in both containers, and read from there.
+    expect([...podSpec.initContainers, ...podSpec.containers].map(mountsOf)).toEqual(
+      [...recordedSpec.initContainers, ...recordedSpec.containers].map(mountsOf),
+    );
+    const recordedArgs: string[] = recordedSpec.containers[0].args;
+    const contextArgs = (args: string[]) =>
+      args.filter((a) => a.startsWith("--context=") || a.startsWith("--dockerfile="));
+    expect(contextArgs(podSpec.containers[0].args)).toEqual(contextArgs(recordedArgs));
+    expect(podSpec.initContainers[0].command.join(" ")).toBe(
+      recordedSpec.initContainers[0].command.at(-1),
+    );
+
+    const received = cluster.receivedContext(cluster.podNames("ci-builds").at(-1)!)!;
+    expect(listFiles(received)).toEqual([".dockerignore", "Dockerfile", "app.txt", "src/main.sh"]);
+    const recordedLog = readFileSync(join(RECORDING, "log-build.txt"), "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => line.slice(line.indexOf(" ") + 1));
+    expect(reporter.buildLines.map((line) => line.text)).toEqual(recordedLog);
+
+    await fetchDelete(
+      `/apis/batch/v1/namespaces/ci-builds/jobs/${result.job}?propagationPolicy=Background`,
+    );
+    expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
   });
 });
 

@@ -86,7 +86,7 @@ test("the rendered pod is the rootless pod that ran on the real cluster, every i
   const mounts = container.volumeMounts.map((m: { mountPath: string }) => m.mountPath);
   expect(mounts).toEqual(
     expect.arrayContaining([
-      "/workspace",
+      "/kaniko/buildcontext",
       "/home/user/.local/share/buildkit",
       "/home/user/.docker",
     ]),

@@ -1,4 +1,4 @@
-/** The `context` init container's process: `tar -xzf - -C /workspace`, really run on the bytes that arrive. */
+/** The `context` init container's process: `tar -xzf - -C <context dir>`, really run on the bytes that arrive. */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";

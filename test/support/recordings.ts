@@ -82,6 +82,9 @@ export function scenarioNames(): string[] {
     "kaniko-image-pull-fails",
     "kaniko-unschedulable",
     "kaniko-missing-secret",
+    "kaniko-kubelet-rejects",
+    "kaniko-evicted",
+    "kaniko-success-buildcontext",
     "buildkit-rootless-success-cold",
     "buildkit-rootless-run-fails",
   ];

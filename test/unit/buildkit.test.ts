@@ -38,9 +38,9 @@ const ENV: RenderEnvironment = {
 const HEAD = ["build", "--frontend", "dockerfile.v0"];
 const LOCALS = [
   "--local",
-  "context=/workspace",
+  "context=/kaniko/buildcontext",
   "--local",
-  "dockerfile=/workspace",
+  "dockerfile=/kaniko/buildcontext",
   "--opt",
   "filename=Dockerfile",
 ];
@@ -284,9 +284,9 @@ describe("buildkit args", () => {
       [
         ...HEAD,
         "--local",
-        "context=/workspace",
+        "context=/kaniko/buildcontext",
         "--local",
-        "dockerfile=/workspace/docker/build",
+        "dockerfile=/kaniko/buildcontext/docker/build",
         "--opt",
         "filename=api.Dockerfile",
         ...OUT,
@@ -438,7 +438,13 @@ describe("buildkit container", () => {
     expect(pod.container.securityContext).toEqual(recorded.securityContext);
     expect(pod.podAnnotations).toEqual(job.spec.template.metadata.annotations);
     expect(pod.container.env).toEqual(expect.arrayContaining(recorded.env));
-    expect(pod.container.volumeMounts).toEqual(recorded.volumeMounts);
+    // The recording read the context at /workspace; every builder now reads it at CONTEXT_DIR
+    // (/kaniko/buildcontext, Kaniko's convention): the path is neutral to BuildKit.
+    expect(pod.container.volumeMounts).toEqual(
+      recorded.volumeMounts.map((m: { name: string; mountPath: string }) =>
+        m.name === "workspace" ? { ...m, mountPath: "/kaniko/buildcontext" } : m,
+      ),
+    );
     expect(pod.volumes).toEqual(
       job.spec.template.spec.volumes.filter((v: { name: string }) => v.name !== "workspace"),
     );
@@ -448,7 +454,7 @@ describe("buildkit container", () => {
     const pod = buildkit.render(spec(), ENV);
     expect(pod.volumes).toEqual([{ name: "buildkitd", emptyDir: {} }]);
     expect(pod.container.volumeMounts).toEqual([
-      { name: "workspace", mountPath: "/workspace" },
+      { name: "workspace", mountPath: "/kaniko/buildcontext" },
       { name: "buildkitd", mountPath: "/home/user/.local/share/buildkit" },
     ]);
   });
@@ -461,7 +467,7 @@ describe("buildkit container", () => {
     });
     expect(pod.volumes).toEqual([{ name: "buildkitd", emptyDir: {} }]);
     expect(pod.container.volumeMounts).toEqual([
-      { name: "workspace", mountPath: "/workspace" },
+      { name: "workspace", mountPath: "/kaniko/buildcontext" },
       { name: "buildkitd", mountPath: "/home/user/.local/share/buildkit" },
       { name: "registry-credentials", mountPath: "/home/user/.docker", readOnly: true },
       { name: "build-secrets", mountPath: "/run/secrets/k8s-image-build", readOnly: true },

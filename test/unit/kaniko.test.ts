@@ -11,8 +11,8 @@ import { specOf } from "./spec-fixture.js";
 const baseSpec = specOf;
 
 const BASE_ARGS = [
-  "--context=dir:///workspace",
-  "--dockerfile=/workspace/Dockerfile",
+  "--context=dir:///kaniko/buildcontext",
+  "--dockerfile=/kaniko/buildcontext/Dockerfile",
   "--destination=ghcr.io/acme/web:1",
   "--digest-file=/dev/termination-log",
 ];
@@ -24,8 +24,8 @@ describe("kanikoArgs", () => {
       "Dockerfile in a subdirectory",
       { dockerfile: "app/Dockerfile.prod" },
       [
-        "--context=dir:///workspace",
-        "--dockerfile=/workspace/app/Dockerfile.prod",
+        "--context=dir:///kaniko/buildcontext",
+        "--dockerfile=/kaniko/buildcontext/app/Dockerfile.prod",
         "--destination=ghcr.io/acme/web:1",
         "--digest-file=/dev/termination-log",
       ],
@@ -34,8 +34,8 @@ describe("kanikoArgs", () => {
       "several tags",
       { tags: ["ghcr.io/acme/web:1", "ghcr.io/acme/web:latest", "docker.io/acme/web:1"] },
       [
-        "--context=dir:///workspace",
-        "--dockerfile=/workspace/Dockerfile",
+        "--context=dir:///kaniko/buildcontext",
+        "--dockerfile=/kaniko/buildcontext/Dockerfile",
         "--destination=ghcr.io/acme/web:1",
         "--destination=ghcr.io/acme/web:latest",
         "--destination=docker.io/acme/web:1",
@@ -91,8 +91,8 @@ describe("kanikoArgs", () => {
       "insecure registries",
       { tags: ["registry:5000/web:1"], insecureRegistries: ["registry:5000", "mirror.local"] },
       [
-        "--context=dir:///workspace",
-        "--dockerfile=/workspace/Dockerfile",
+        "--context=dir:///kaniko/buildcontext",
+        "--dockerfile=/kaniko/buildcontext/Dockerfile",
         "--destination=registry:5000/web:1",
         "--digest-file=/dev/termination-log",
         "--insecure-registry=registry:5000",
@@ -142,8 +142,8 @@ describe("kanikoArgs", () => {
       }),
     );
     expect(args).toEqual([
-      "--context=dir:///workspace",
-      "--dockerfile=/workspace/build/Dockerfile",
+      "--context=dir:///kaniko/buildcontext",
+      "--dockerfile=/kaniko/buildcontext/build/Dockerfile",
       "--destination=ghcr.io/acme/web:1",
       "--destination=ghcr.io/acme/web:2",
       "--no-push",
@@ -216,7 +216,7 @@ describe("render", () => {
         name: "build",
         image: KANIKO_IMAGE,
         args: BASE_ARGS,
-        volumeMounts: [{ name: "workspace", mountPath: "/workspace" }],
+        volumeMounts: [{ name: "workspace", mountPath: "/kaniko/buildcontext" }],
         terminationMessagePath: "/dev/termination-log",
         terminationMessagePolicy: "File",
       },
@@ -233,7 +233,7 @@ describe("render", () => {
     expect(pod.container.image).toBe("registry.local/kaniko:v1.28.2");
     expect(pod.container.env).toEqual([{ name: "DOCKER_CONFIG", value: "/kaniko/.docker" }]);
     expect(pod.container.volumeMounts).toEqual([
-      { name: "workspace", mountPath: "/workspace" },
+      { name: "workspace", mountPath: "/kaniko/buildcontext" },
       { name: "registry-credentials", mountPath: "/kaniko/.docker", readOnly: true },
     ]);
     expect(pod.container.resources).toEqual({

@@ -156,14 +156,14 @@ describe("renderManifests", () => {
               {
                 name: "context",
                 image: "docker.io/library/busybox:1.37.0",
-                command: ["tar", "-xzf", "-", "-C", "/workspace"],
+                command: ["tar", "-xzf", "-", "-C", "/kaniko/buildcontext"],
                 stdin: true,
                 stdinOnce: true,
                 resources: {
                   requests: { cpu: "100m", memory: "32Mi" },
                   limits: { memory: "128Mi" },
                 },
-                volumeMounts: [{ name: "workspace", mountPath: "/workspace" }],
+                volumeMounts: [{ name: "workspace", mountPath: "/kaniko/buildcontext" }],
               },
             ],
             containers: [
@@ -171,12 +171,12 @@ describe("renderManifests", () => {
                 name: "build",
                 image: KANIKO_IMAGE,
                 args: [
-                  "--context=dir:///workspace",
-                  "--dockerfile=/workspace/Dockerfile",
+                  "--context=dir:///kaniko/buildcontext",
+                  "--dockerfile=/kaniko/buildcontext/Dockerfile",
                   "--destination=ghcr.io/acme/web:1",
                   "--digest-file=/dev/termination-log",
                 ],
-                volumeMounts: [{ name: "workspace", mountPath: "/workspace" }],
+                volumeMounts: [{ name: "workspace", mountPath: "/kaniko/buildcontext" }],
                 terminationMessagePath: "/dev/termination-log",
                 terminationMessagePolicy: "File",
               },
@@ -342,7 +342,7 @@ describe("renderManifests", () => {
       hasBuildSecrets: true,
     });
     expect(m.job.spec!.template.spec!.containers[0]!.volumeMounts).toEqual([
-      { name: "workspace", mountPath: "/workspace" },
+      { name: "workspace", mountPath: "/kaniko/buildcontext" },
     ]);
     expectApiValid(m);
   });

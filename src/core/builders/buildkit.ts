@@ -16,7 +16,7 @@ import {
   BUILD_SECRETS_DIR,
   BUILD_SECRETS_VOLUME,
   REGISTRY_CREDENTIALS_VOLUME,
-  WORKSPACE_DIR,
+  CONTEXT_DIR,
   WORKSPACE_VOLUME,
   type Builder,
   type BuilderPod,
@@ -137,10 +137,10 @@ export function buildctlArgs(spec: BuildSpec): string[] {
     args.push("--opt", `context=${spec.context.url}`, "--opt", `filename=${dockerfile}`);
   } else {
     const dir = posix.dirname(dockerfile);
-    const dockerfileDir = dir === "." ? WORKSPACE_DIR : posix.join(WORKSPACE_DIR, dir);
+    const dockerfileDir = dir === "." ? CONTEXT_DIR : posix.join(CONTEXT_DIR, dir);
     args.push(
       "--local",
-      `context=${WORKSPACE_DIR}`,
+      `context=${CONTEXT_DIR}`,
       "--local",
       `dockerfile=${dockerfileDir}`,
       "--opt",
@@ -178,7 +178,7 @@ function render(spec: BuildSpec, env: RenderEnvironment): BuilderPod {
     env.serverMinorVersion !== undefined && env.serverMinorVersion >= APPARMOR_FIELD_MINOR;
 
   const volumeMounts: V1VolumeMount[] = [
-    { name: WORKSPACE_VOLUME, mountPath: WORKSPACE_DIR },
+    { name: WORKSPACE_VOLUME, mountPath: CONTEXT_DIR },
     { name: BUILDKIT_STATE_VOLUME, mountPath: BUILDKIT_STATE_DIR },
   ];
   if (env.hasRegistryCredentials) {

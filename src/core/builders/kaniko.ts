@@ -3,7 +3,8 @@
  * `privileged`, so its pod fits Pod Security `baseline`. Flags checked against the fork's
  * cmd/executor/cmd/root.go and pkg/config/options.go:
  *
- * - `--context=dir:///workspace` (LocalDirBuildContextPrefix) or `git://host/path#ref`
+ * - `--context=dir:///kaniko/buildcontext` (LocalDirBuildContextPrefix; CONTEXT_DIR, under Kaniko's
+ *   own /kaniko so that no mount lies where a Dockerfile writes) or `git://host/path#ref`
  *   (pkg/buildcontext/git.go clones `https://host/path`, fetching `ref` — a commit hash or a
  *   `refs/…` name); a branch or tag name goes through `--git=branch=<name>`, a subdirectory through
  *   `--context-sub-path`.
@@ -20,7 +21,7 @@ import type { BuildSpec } from "../types.js";
 import {
   BUILD_CONTAINER,
   REGISTRY_CREDENTIALS_VOLUME,
-  WORKSPACE_DIR,
+  CONTEXT_DIR,
   WORKSPACE_VOLUME,
   type Builder,
   type BuilderPod,
@@ -63,8 +64,8 @@ export function kanikoArgs(spec: BuildSpec): string[] {
     args.push(`--context=${git.context}`, ...git.flags, `--dockerfile=${dockerfile}`);
   } else {
     args.push(
-      `--context=dir://${WORKSPACE_DIR}`,
-      `--dockerfile=${posix.join(WORKSPACE_DIR, dockerfile)}`,
+      `--context=dir://${CONTEXT_DIR}`,
+      `--dockerfile=${posix.join(CONTEXT_DIR, dockerfile)}`,
     );
   }
   for (const tag of spec.tags) args.push(`--destination=${tag}`);
@@ -82,7 +83,10 @@ export function kanikoArgs(spec: BuildSpec): string[] {
 }
 
 function render(spec: BuildSpec, env: RenderEnvironment): BuilderPod {
-  const volumeMounts: V1VolumeMount[] = [{ name: WORKSPACE_VOLUME, mountPath: WORKSPACE_DIR }];
+  // Every mount stays under /kaniko: Kaniko leaves mount points out of the image it snapshots.
+  // A git context is cloned by Kaniko itself (into its own /kaniko/buildcontext): nothing to mount.
+  const volumeMounts: V1VolumeMount[] =
+    spec.context.kind === "dir" ? [{ name: WORKSPACE_VOLUME, mountPath: CONTEXT_DIR }] : [];
   const containerEnv: V1EnvVar[] = [];
   if (env.hasRegistryCredentials) {
     volumeMounts.push({

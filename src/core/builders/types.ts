@@ -6,7 +6,17 @@ export type PodSecurityLevel = "privileged" | "baseline" | "restricted";
 
 /** Volumes that manifests.ts always provides, by name, for the builder to mount. */
 export const WORKSPACE_VOLUME = "workspace";
-export const WORKSPACE_DIR = "/workspace";
+/**
+ * Where the build context is unpacked (the receiver's `tar -xzf - -C`) and read by every builder:
+ * one convention for all engines. Kaniko builds the image by snapshotting the build container's
+ * filesystem and leaves every mount point out of its snapshots (kaniko#2021): with the context
+ * mounted at /workspace — Kaniko's own default WORKDIR, used by many Dockerfiles — whatever a RUN
+ * step wrote under /workspace was missing from the pushed image. /kaniko is Kaniko's own directory,
+ * on its default ignore list and never part of an image, so nothing a Dockerfile writes can land
+ * under this mount (Skaffold uses the same path). For the other engines the path is neutral: they
+ * build in their own root filesystems and only read the context from here.
+ */
+export const CONTEXT_DIR = "/kaniko/buildcontext";
 /** Present only when the spec has registry credentials: one key, `config.json`. */
 export const REGISTRY_CREDENTIALS_VOLUME = "registry-credentials";
 /** Present only when the spec has build secrets: one file per secret id. */
@@ -39,7 +49,7 @@ export interface Builder {
   readonly podSecurityLevel: PodSecurityLevel;
   /** Whether render() needs the API server's version (asked once, before rendering). */
   readonly needsServerVersion: boolean;
-  /** The user the builder reads /workspace as, when not root: the context is unpacked as theirs. */
+  /** The user the builder reads CONTEXT_DIR as, when not root: the context is unpacked as theirs. */
   readonly workspaceOwner?: { uid: number; gid: number };
   /** Input combinations this engine cannot honour: one line naming the input, or undefined. */
   unsupported(spec: BuildSpec): { input: string; detail: string } | undefined;

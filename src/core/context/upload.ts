@@ -1,6 +1,6 @@
 /**
  * Streams the build context into the pod's receiver: a `pods/attach` websocket to the init
- * container (`stdin: true, stdinOnce: true`, running `tar -xzf - -C /workspace`), stdin frames
+ * container (`stdin: true, stdinOnce: true`, running `tar -xzf - -C /kaniko/buildcontext`), stdin frames
  * pumped by hand with backpressure on the socket's buffered amount, then a normal close, which
  * with `stdinOnce` is the receiver's EOF on every Kubernetes version (v4 and v5 channel protocols
  * alike: no reliance on v5's stream-close frame).

@@ -10,7 +10,7 @@ import {
   BUILD_SECRETS_VOLUME,
   CONTEXT_CONTAINER,
   REGISTRY_CREDENTIALS_VOLUME,
-  WORKSPACE_DIR,
+  CONTEXT_DIR,
   WORKSPACE_VOLUME,
   type RenderEnvironment,
 } from "../builders/types.js";
@@ -105,11 +105,11 @@ function contextContainer(spec: BuildSpec): V1Container {
   return {
     name: CONTEXT_CONTAINER,
     image: spec.contextImage,
-    command: ["tar", "-xzf", "-", "-C", WORKSPACE_DIR],
+    command: ["tar", "-xzf", "-", "-C", CONTEXT_DIR],
     stdin: true,
     stdinOnce: true,
     resources: { requests: { cpu: "100m", memory: "32Mi" }, limits: { memory: "128Mi" } },
-    volumeMounts: [{ name: WORKSPACE_VOLUME, mountPath: WORKSPACE_DIR }],
+    volumeMounts: [{ name: WORKSPACE_VOLUME, mountPath: CONTEXT_DIR }],
   };
 }
 
