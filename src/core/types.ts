@@ -81,6 +81,8 @@ export interface BuildSpec {
   tolerations: Toleration[];
   resources: ResourceRequirements;
   timeoutSeconds: number;
+  /** How long the pod may take to be scheduled and start (≤ timeoutSeconds). */
+  scheduleTimeoutSeconds: number;
   ttlSeconds: number;
   keepJob: boolean;
 

@@ -870,6 +870,10 @@ export class ApiServer {
             : reason;
       throw S.badRequest(`container "${container}" in pod "${name}" is waiting to start: ${why}`);
     }
+    if (this.kubelet.runtime(ns, name)?.containersRemoved && st?.containerID) {
+      // The kubelet's GetContainerLogs fails (400), the API server passes its words on.
+      throw S.badRequest(`unable to retrieve container logs for ${st.containerID}`);
+    }
     const log = this.kubelet.log(ns, name, container);
     const follow = q.get("follow") === "true";
     const timestamps = q.get("timestamps") === "true";

@@ -59,6 +59,10 @@ interface PodRuntime {
   stopped: boolean;
   killing: boolean;
   wake: Set<() => void>;
+  /** The recording's kubelet removes the containers once the pod fails (an eviction). */
+  removesContainersOnFailure: boolean;
+  /** The containers are gone: pods/log can no longer read them. */
+  containersRemoved: boolean;
 }
 
 type Item =
@@ -210,6 +214,8 @@ export class Kubelet {
       stopped: false,
       killing: false,
       wake: new Set(),
+      removesContainersOnFailure: false,
+      containersRemoved: false,
     };
     for (const c of [...(pod.spec.initContainers ?? []), ...pod.spec.containers])
       rt.logs.set(c.name, new ContainerLog());
@@ -311,6 +317,7 @@ export class Kubelet {
     overrides: ScenarioOverrides,
   ): Promise<void> {
     const rec = loadRecording(scenario);
+    rt.removesContainersOnFailure = rec.logsRemoved;
     const live = { ns: rt.ns, pod, jobName: job.metadata.name, jobUid: job.metadata.uid };
     const ids = new Map<string, string>();
     const stdinInit = (pod.spec.initContainers ?? []).find((c: any) => c.stdin);
@@ -445,6 +452,11 @@ export class Kubelet {
         }
       }
       log.end();
+    }
+    if (status.phase === "Failed" && rt.removesContainersOnFailure) {
+      // An evicted pod's containers are removed with it: their logs are gone.
+      rt.containersRemoved = true;
+      for (const log of rt.logs.values()) log.end();
     }
   }
 

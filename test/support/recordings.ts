@@ -2,6 +2,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { COMPOSED } from "./composed.js";
 
 export const RECORDINGS_DIR = join(dirname(fileURLToPath(import.meta.url)), "recordings");
 
@@ -37,7 +38,15 @@ export interface Recording {
   gateIdx: number;
   /** exit code of the init container after the gate, when the recording shows it */
   receiverExit?: number;
+  /**
+   * The kubelet removed the pod's containers once it failed (an eviction): pods/log then answers
+   * 400 "unable to retrieve container logs for containerd://…" — what the log files hold.
+   */
+  logsRemoved: boolean;
 }
+
+/** What a real pods/log answered once the containers were gone (kubelet GetContainerLogs). */
+export const LOGS_REMOVED = /^unable to retrieve container logs for /;
 
 function readWatch(file: string): WatchLine[] {
   if (!existsSync(file)) return [];
@@ -60,7 +69,10 @@ export function parseLogStamp(stamp: string): { t: number; subMs: string } {
 
 function readLog(file: string): LogLine[] {
   if (!existsSync(file)) return [];
-  return readFileSync(file, "utf8")
+  const text = readFileSync(file, "utf8");
+  // Not a log: the kubelet's answer after the containers were removed (see logsRemoved).
+  if (LOGS_REMOVED.test(text)) return [];
+  return text
     .split("\n")
     .filter((l) => l.length > 0)
     .map((l) => {
@@ -93,17 +105,47 @@ export function scenarioNames(): string[] {
 export function loadRecording(name: string): Recording {
   const hit = cache.get(name);
   if (hit) return hit;
+  const composed = COMPOSED[name];
+  if (composed) {
+    const rec = composed(loadRecording, assembleRecording);
+    cache.set(name, rec);
+    return rec;
+  }
   const dir = join(RECORDINGS_DIR, name);
   if (!existsSync(dir))
-    throw new Error(`test cluster: no recording "${name}" (have: ${scenarioNames().join(", ")})`);
+    throw new Error(
+      `test cluster: no recording "${name}" (have: ${[...scenarioNames(), ...Object.keys(COMPOSED)].join(", ")})`,
+    );
   const pods = readWatch(join(dir, "pod-watch.jsonl"));
   const events = readWatch(join(dir, "events-watch.jsonl"));
   const job = JSON.parse(readFileSync(join(dir, "job.json"), "utf8"));
   const first = pods[0]!.object;
-  const owner = first.metadata.ownerReferences?.[0] ?? {};
   const logs: Record<string, LogLine[]> = {};
-  for (const c of [...(first.spec.initContainers ?? []), ...first.spec.containers])
-    logs[c.name] = readLog(join(dir, `log-${c.name}.txt`));
+  let logsRemoved = false;
+  for (const c of [...(first.spec.initContainers ?? []), ...first.spec.containers]) {
+    const file = join(dir, `log-${c.name}.txt`);
+    logs[c.name] = readLog(file);
+    if (existsSync(file) && LOGS_REMOVED.test(readFileSync(file, "utf8"))) logsRemoved = true;
+  }
+  const rec = assembleRecording({ name, job, pods, events, logs, logsRemoved });
+  cache.set(name, rec);
+  return rec;
+}
+
+export interface RecordingParts {
+  name: string;
+  job: any;
+  pods: WatchLine[];
+  events: WatchLine[];
+  logs: Record<string, LogLine[]>;
+  logsRemoved: boolean;
+}
+
+/** A replayable Recording from its timelines: names, uids, the receiver's gate and exit. */
+export function assembleRecording(parts: RecordingParts): Recording {
+  const { pods } = parts;
+  const first = pods[0]!.object;
+  const owner = first.metadata.ownerReferences?.[0] ?? {};
   const del = pods.find((p) => p.object.metadata.deletionTimestamp);
   const stdinInit = (first.spec.initContainers ?? []).find((c: any) => c.stdin)?.name;
   const gateIdx = stdinInit
@@ -125,12 +167,8 @@ export function loadRecording(name: string): Recording {
       }
     }
   }
-  const rec: Recording = {
-    name,
-    job,
-    pods,
-    events,
-    logs,
+  return {
+    ...parts,
     podName: first.metadata.name,
     podUid: first.metadata.uid,
     jobName: owner.name,
@@ -141,6 +179,4 @@ export function loadRecording(name: string): Recording {
     gateIdx,
     receiverExit,
   };
-  cache.set(name, rec);
-  return rec;
 }

@@ -1,7 +1,12 @@
 /** Pending problems: which fail at once, which after the grace period, which not at all. */
 import type { CoreV1Event, V1Pod } from "@kubernetes/client-node";
 import { BuildFailure } from "../../src/core/errors.js";
-import { PodTracker, type PendingProblem } from "../../src/core/cluster/pod-tracker.js";
+import {
+  capacitySignal,
+  podEndedByNode,
+  PodTracker,
+  type PendingProblem,
+} from "../../src/core/cluster/pod-tracker.js";
 
 function pendingPod(over: Partial<NonNullable<V1Pod["status"]>> = {}): V1Pod {
   return { metadata: { name: "kib-x-abcde", uid: "u1" }, status: { phase: "Pending", ...over } };
@@ -142,4 +147,202 @@ test("volume mount failures come from events; unknown warnings are not failures"
   expect(failure?.kind).toBe("mount");
   expect(failure?.message).toMatch(/a volume cannot be mounted: MountVolume.SetUp failed/);
   t.stop();
+});
+
+function autoscalerEvent(reason: string, component: string, message: string): CoreV1Event {
+  return {
+    reason,
+    type: "Normal",
+    message,
+    source: { component },
+    involvedObject: {},
+    metadata: {},
+  } as CoreV1Event;
+}
+
+function noticing(graceMs: number, scheduleTimeoutMs?: number) {
+  const notices: string[] = [];
+  const problems: PendingProblem[] = [];
+  const t = new PodTracker({
+    pendingGraceMs: graceMs,
+    scheduleTimeoutMs,
+    scheduleTimeoutText: scheduleTimeoutMs === undefined ? undefined : `${scheduleTimeoutMs}ms`,
+    onProblem: (p) => problems.push(p),
+    onNotice: (message, level) => notices.push(`${level}: ${message}`),
+  });
+  return { t, notices, problems };
+}
+
+describe("capacity signals", () => {
+  test.each([
+    ["TriggeredScaleUp", "cluster-autoscaler", true],
+    ["Nominated", "karpenter", true],
+    ["Nominated", "eks-auto-mode/compute", true],
+    ["NotTriggerScaleUp", "cluster-autoscaler", false],
+    ["FailedScaleUp", "cluster-autoscaler", false],
+    ["FailedScheduling", "karpenter", false],
+  ])("%s from %s: adding=%s", (reason, component, adding) => {
+    expect(capacitySignal(autoscalerEvent(reason, component, "words"))).toEqual({
+      adding,
+      words: `${component} (${reason}): words`,
+    });
+  });
+
+  test("the scheduler's FailedScheduling and other events are not an autoscaler's verdict", () => {
+    expect(capacitySignal(autoscalerEvent("FailedScheduling", "default-scheduler", "0/3"))).toBe(
+      undefined,
+    );
+    expect(capacitySignal(autoscalerEvent("Pulling", "kubelet", "Pulling image"))).toBe(undefined);
+  });
+
+  test("a Nominated pod waits past the grace; its words are printed once however often the event repeats", async () => {
+    const { t, notices } = noticing(50, 10_000);
+    t.podUpdated(unschedulable);
+    const nominated = autoscalerEvent(
+      "Nominated",
+      "karpenter",
+      "Pod should schedule on: nodeclaim/a",
+    );
+    t.eventSeen(nominated);
+    t.eventSeen({ ...nominated, count: 2 } as CoreV1Event);
+    expect(await failureOf(t, 200)).toBeUndefined();
+    expect(notices).toEqual([
+      "info: karpenter (Nominated): Pod should schedule on: nodeclaim/a",
+      "info: A node is being added: waiting up to 10000ms (schedule-timeout) for the pod to be scheduled and start",
+    ]);
+    t.stop();
+  });
+
+  test("NotTriggerScaleUp after the grace fails at once, naming the autoscaler's words", async () => {
+    const { t } = noticing(50, 10_000);
+    t.podUpdated(unschedulable);
+    t.eventSeen(
+      autoscalerEvent("TriggeredScaleUp", "cluster-autoscaler", "pod triggered scale-up"),
+    );
+    expect(await failureOf(t, 150)).toBeUndefined();
+    t.eventSeen(
+      autoscalerEvent(
+        "NotTriggerScaleUp",
+        "cluster-autoscaler",
+        "pod didn't trigger scale-up: max",
+      ),
+    );
+    const failure = await failureOf(t, 10);
+    expect(failure?.kind).toBe("unschedulable");
+    expect(failure?.message).toMatch(
+      /cannot be scheduled: 0\/1 nodes .*; cluster-autoscaler \(NotTriggerScaleUp\): pod didn't trigger scale-up: max \(check/,
+    );
+    t.stop();
+  });
+
+  test("schedule-timeout bounds the wait, with the cluster's last words", async () => {
+    const { t } = noticing(20, 150);
+    t.podUpdated(unschedulable);
+    t.eventSeen(autoscalerEvent("Nominated", "karpenter", "Pod should schedule on: nodeclaim/a"));
+    const failure = await failureOf(t, 1000);
+    expect(failure?.kind).toBe("schedule-timeout");
+    expect(failure?.message).toBe(
+      "the build pod did not start within schedule-timeout (150ms): karpenter (Nominated): Pod should schedule on: nodeclaim/a; the scheduler: 0/1 nodes are available: 1 node(s) didn't match Pod's node affinity/selector.",
+    );
+    t.stop();
+  });
+
+  test("a pod whose first container runs is past schedule-timeout", async () => {
+    const { t } = noticing(20, 100);
+    t.podUpdated(pendingPod());
+    t.podUpdated(
+      pendingPod({
+        initContainerStatuses: [
+          {
+            name: "context",
+            image: "busybox",
+            imageID: "",
+            ready: false,
+            restartCount: 0,
+            state: { running: { startedAt: new Date() } },
+          },
+        ],
+      }),
+    );
+    expect(await failureOf(t, 300)).toBeUndefined();
+    t.stop();
+  });
+});
+
+describe("pods the node ended", () => {
+  function failedPod(reason: string, message: string, started = false): V1Pod {
+    return {
+      metadata: { name: "kib-x-abcde", uid: "u1" },
+      status: {
+        phase: "Failed",
+        reason,
+        message,
+        ...(started
+          ? {
+              containerStatuses: [
+                {
+                  name: "build",
+                  image: "kaniko",
+                  imageID: "",
+                  ready: false,
+                  restartCount: 0,
+                  state: { terminated: { exitCode: 2, reason: "Error" } },
+                },
+              ],
+            }
+          : {}),
+      },
+    };
+  }
+
+  test.each<[string, V1Pod, string, string]>([
+    [
+      "OutOfmemory at admission",
+      failedPod(
+        "OutOfmemory",
+        "Pod was rejected: Node didn't have enough resource: memory, requested: 68719476736, used: 0, capacity: 8227614720",
+      ),
+      "pod-rejected",
+      "the node's kubelet rejected the build pod (OutOfmemory): Node didn't have enough resource: memory, requested: 68719476736, used: 0, capacity: 8227614720; lower the memory request in resources, or choose nodes that have it with node-selector",
+    ],
+    [
+      "NodeAffinity at admission",
+      failedPod("NodeAffinity", "Pod was rejected: Predicate NodeAffinity failed"),
+      "pod-rejected",
+      "the node's kubelet rejected the build pod (NodeAffinity): Predicate NodeAffinity failed; the node's labels no longer match the pod's; check node-selector",
+    ],
+    [
+      "UnexpectedAdmissionError",
+      failedPod(
+        "UnexpectedAdmissionError",
+        "Pod was rejected: Allocate failed due to no healthy devices present; cannot allocate unhealthy devices nvidia.com/gpu, which is unexpected",
+      ),
+      "pod-rejected",
+      "the node's kubelet rejected the build pod (UnexpectedAdmissionError): Allocate failed due to no healthy devices present; cannot allocate unhealthy devices nvidia.com/gpu, which is unexpected",
+    ],
+    [
+      "evicted under memory pressure",
+      failedPod("Evicted", "The node was low on resource: memory. ", true),
+      "evicted",
+      'the build pod was evicted by its node: The node was low on resource: memory.; request the memory the build needs in resources, e.g. "requests: {memory: 4Gi}", so it lands on a node that has it',
+    ],
+    [
+      "a graceful node shutdown",
+      failedPod("Terminated", "Pod was terminated in response to imminent node shutdown.", true),
+      "pod-deleted",
+      "the build pod was stopped by its node (Terminated): Pod was terminated in response to imminent node shutdown.",
+    ],
+  ])("%s", async (_name, pod, kind, message) => {
+    const { t } = tracker(60_000);
+    t.podUpdated(pod);
+    const failure = await failureOf(t, 10);
+    expect(failure?.kind).toBe(kind);
+    expect(failure?.message).toBe(message);
+  });
+
+  test("a failed pod without a reason (a container exited) is not the node's doing", () => {
+    const pod = failedPod("", "", true);
+    delete pod.status!.reason;
+    expect(podEndedByNode(pod)).toBeUndefined();
+  });
 });

@@ -22,6 +22,7 @@ export function specOf(over: Partial<BuildSpec> = {}): BuildSpec {
     tolerations: [],
     resources: { requests: {}, limits: {} },
     timeoutSeconds: 1800,
+    scheduleTimeoutSeconds: 600,
     ttlSeconds: 600,
     keepJob: false,
     insecureRegistries: [],

@@ -78,6 +78,7 @@ describe("defaults", () => {
       tolerations: [],
       resources: { requests: {}, limits: {} },
       timeoutSeconds: 1800,
+      scheduleTimeoutSeconds: 600,
       ttlSeconds: 600,
       keepJob: false,
       insecureRegistries: [],
@@ -344,6 +345,40 @@ describe("durations", () => {
   ])("%s", (v, detail) => {
     expect(errorOf({ timeout: v })).toBe(`input "timeout": ${detail}`);
     expect(errorOf({ ttl: v })).toBe(`input "ttl": ${detail}`);
+  });
+
+  describe("schedule-timeout", () => {
+    test("defaults to 10m, and to timeout when timeout is shorter (the user asked for nothing)", () => {
+      expect(spec({}).scheduleTimeoutSeconds).toBe(600);
+      expect(spec({ timeout: "5m" }).scheduleTimeoutSeconds).toBe(300);
+      expect(spec({ timeout: "1h" }).scheduleTimeoutSeconds).toBe(600);
+    });
+
+    test.each([
+      ["90s", {}, 90],
+      ["30m", {}, 1800],
+      ["1h", { timeout: "1h" }, 3600],
+    ])("%s", (v, more, seconds) => {
+      expect(spec({ "schedule-timeout": v, ...more }).scheduleTimeoutSeconds).toBe(seconds);
+    });
+
+    test("longer than timeout is an error: the deadline would end the build first", () => {
+      expect(errorOf({ "schedule-timeout": "45m" })).toBe(
+        'input "schedule-timeout": "45m" is longer than timeout (30m): the Job\'s deadline would end the build first; give at most the timeout',
+      );
+      expect(errorOf({ "schedule-timeout": "10m", timeout: "5m" })).toMatch(
+        /^input "schedule-timeout": "10m" is longer than timeout \(5m\)/,
+      );
+    });
+
+    test("parsed like the other durations", () => {
+      expect(errorOf({ "schedule-timeout": "soon" })).toBe(
+        `input "schedule-timeout": "soon" is not ${allowed}`,
+      );
+      expect(errorOf({ "schedule-timeout": "0s" })).toBe(
+        'input "schedule-timeout": "0s" is out of range: must be between 1s and 168h',
+      );
+    });
   });
 
   test.each([

@@ -135,7 +135,9 @@ async function followBuilder(
           .until(() => Boolean(tracker.terminated(BUILD_CONTAINER)) || tracker.gone, ms)
           .catch(() => true),
       isTerminated: () => Boolean(tracker.terminated(BUILD_CONTAINER)),
-      podGone: () => tracker.gone,
+      // A pod the node ended (an eviction) has no log left to read: pods/log answers 400
+      // "unable to retrieve container logs …", which must not be retried nor shown.
+      podGone: () => tracker.gone || tracker.failure !== undefined,
       signal: run.abort.signal,
       onRetry: (message) => reporter.debug(message),
     });

@@ -11,6 +11,7 @@ import { planContext } from "../context/index.js";
 import { InputError } from "../errors.js";
 import { newBuildIdentity } from "../job/manifests.js";
 import { secretsOf } from "../spec/masking.js";
+import { formatDuration } from "../spec/parse.js";
 import type { BuildSpec } from "../types.js";
 import { formatBytes } from "./format.js";
 import type { BuildOptions, BuildRun } from "./run.js";
@@ -56,7 +57,11 @@ export async function planBuild(spec: BuildSpec, options: BuildOptions): Promise
     timings: { submitMs: 0, scheduleMs: 0, uploadMs: 0, buildMs: 0 },
     tracker: new PodTracker({
       pendingGraceMs: options.pendingGraceMs ?? 30_000,
+      scheduleTimeoutMs: spec.scheduleTimeoutSeconds * 1000,
+      scheduleTimeoutText: formatDuration(spec.scheduleTimeoutSeconds),
       onProblem: (problem) => reporter.warn(problem.message),
+      onNotice: (message, level) =>
+        level === "warn" ? reporter.warn(message) : reporter.info(message),
     }),
     watches: [],
     logTail: [],

@@ -1,7 +1,9 @@
 /**
  * What the watches say about the build pod, and what it means: the receiver and builder
  * container states, Pending problems (image pull, scheduling, mounts, container config) and when
- * a problem has lasted long enough to fail the build. Fed by the pod and event watches; no I/O.
+ * a problem has lasted long enough to fail the build, a pod its node rejected or evicted, and
+ * whether a node autoscaler is adding capacity for it (then the pod may wait up to
+ * schedule-timeout). Fed by the pod and event watches; no I/O.
  */
 import type {
   CoreV1Event,
@@ -18,6 +20,15 @@ export interface PendingProblem {
   message: string;
   /** Fail at once (a missing image), or only after the grace period (may clear by itself). */
   immediate: boolean;
+  /** The cluster's own words, where the message wraps them (the scheduler's, for unschedulable). */
+  detail?: string;
+}
+
+/** What a node autoscaler's event on the pod says: a node is coming, or none will. */
+export interface CapacitySignal {
+  adding: boolean;
+  /** "<component> (<reason>): <message>", e.g. "karpenter (Nominated): Pod should schedule on: nodeclaim/default-x7k2p". */
+  words: string;
 }
 
 const IMAGE_NOT_FOUND = /not found|notfound|manifest unknown|name unknown|InvalidImageName/i;
@@ -35,11 +46,13 @@ export function podProblems(pod: V1Pod): PendingProblem[] {
   const problems: PendingProblem[] = [];
   const scheduled = pod.status?.conditions?.find((condition) => condition.type === "PodScheduled");
   if (scheduled?.status === "False" && scheduled.reason === "Unschedulable") {
+    const words = scheduled.message ?? "no node fits";
     problems.push({
       kind: "unschedulable",
       key: "unschedulable",
-      message: `the build pod cannot be scheduled: ${scheduled.message ?? "no node fits"} (check node-selector, tolerations and resources)`,
+      message: `the build pod cannot be scheduled: ${words}`,
       immediate: false,
+      detail: words,
     });
   }
   for (const status of containerStatuses(pod)) {
@@ -116,12 +129,120 @@ export function eventProblem(event: CoreV1Event): PendingProblem | undefined {
   }
 }
 
+/** Components that write Karpenter's events: Karpenter itself (also AKS node autoprovisioning) and EKS Auto Mode. */
+const KARPENTER_COMPONENT = /karpenter|eks-auto-mode/i;
+
+/**
+ * Node autoscalers' events on a pod. A node is coming: cluster-autoscaler's (and GKE's)
+ * `TriggeredScaleUp` "pod triggered scale-up: […]", Karpenter's, EKS Auto Mode's and AKS node
+ * autoprovisioning's `Nominated` "Pod should schedule on: nodeclaim/…". None is: cluster-autoscaler's
+ * `NotTriggerScaleUp` "pod didn't trigger scale-up: …", GKE's `FailedScaleUp` (e.g. "GCE out of
+ * resources"), and Karpenter's own `FailedScheduling` ("Failed to schedule pod, …" — the
+ * scheduler's FailedScheduling is not an autoscaler's verdict and is read from the pod instead).
+ */
+export function capacitySignal(event: CoreV1Event): CapacitySignal | undefined {
+  const component =
+    event.source?.component || event.reportingComponent || "the cluster's node autoscaler";
+  const words = `${component} (${event.reason ?? ""}): ${event.message ?? ""}`.trim();
+  switch (event.reason) {
+    case "TriggeredScaleUp":
+    case "Nominated":
+      return { adding: true, words };
+    case "NotTriggerScaleUp":
+    case "FailedScaleUp":
+      return { adding: false, words };
+    case "FailedScheduling":
+      return KARPENTER_COMPONENT.test(component) ? { adding: false, words } : undefined;
+    default:
+      return undefined;
+  }
+}
+
+function anyContainerStarted(pod: V1Pod): boolean {
+  return containerStatuses(pod).some((status) =>
+    Boolean(status.state?.running || status.state?.terminated),
+  );
+}
+
+/** What to change when the kubelet refused the pod for a resource (reason OutOf<resource>). */
+function rejectionHint(reason: string): string {
+  if (reason === "NodeAffinity")
+    return "the node's labels no longer match the pod's; check node-selector";
+  const resource = /^OutOf(.+)$/.exec(reason)?.[1];
+  if (resource === "pods")
+    return "the node runs all the pods it may; choose other nodes with node-selector";
+  if (resource)
+    return `lower the ${resource} request in resources, or choose nodes that have it with node-selector`;
+  return "";
+}
+
+/** What to change after an eviction, by the resource the kubelet names. */
+function evictionHint(message: string): string {
+  if (/ephemeral|nodefs|imagefs|disk/i.test(message))
+    return 'give the build more local disk with ephemeral-storage in resources, e.g. "requests: {ephemeral-storage: 10Gi}" and "limits: {ephemeral-storage: 20Gi}"';
+  if (/memory/i.test(message))
+    return 'request the memory the build needs in resources, e.g. "requests: {memory: 4Gi}", so it lands on a node that has it';
+  return "";
+}
+
+/**
+ * A pod its node ended, in the kubelet's words: `status.reason` is set only when the node (not a
+ * container's exit) ended the pod. Admission rejections (OutOfcpu, OutOfmemory, NodeAffinity,
+ * UnexpectedAdmissionError, …) fail the pod before any container ran; an eviction (Evicted) stops
+ * it wherever it was, and its containers — with their logs — are removed with it.
+ */
+export function podEndedByNode(pod: V1Pod): PendingProblem | undefined {
+  const reason = pod.status?.reason;
+  if (pod.status?.phase !== "Failed" || !reason) return undefined;
+  const message = (pod.status?.message ?? "").trim();
+  const withHint = (text: string, hint: string) => (hint ? `${text}; ${hint}` : text);
+  if (reason === "Evicted") {
+    return {
+      kind: "evicted",
+      key: "ended",
+      message: withHint(
+        `the build pod was evicted by its node: ${message || reason}`,
+        evictionHint(message),
+      ),
+      immediate: true,
+    };
+  }
+  if (!anyContainerStarted(pod)) {
+    const words = message.replace(/^Pod was rejected: /, "") || reason;
+    return {
+      kind: "pod-rejected",
+      key: "ended",
+      message: withHint(
+        `the node's kubelet rejected the build pod (${reason}): ${words}`,
+        rejectionHint(reason),
+      ),
+      immediate: true,
+    };
+  }
+  return {
+    kind: "pod-deleted",
+    key: "ended",
+    message: `the build pod was stopped by its node (${reason})${message ? `: ${message}` : ""}`,
+    immediate: true,
+  };
+}
+
 type Waiter = () => boolean;
 
 export interface PodTrackerOptions {
   /** How long a Pending problem may last before the build fails. */
   pendingGraceMs: number;
+  /**
+   * How long the pod may take from its creation until its first container runs (scheduling, a
+   * node being added, image pulls): the schedule-timeout input. Unset: no limit here.
+   */
+  scheduleTimeoutMs?: number;
+  /** schedule-timeout as the user wrote it, for messages ("10m"). */
+  scheduleTimeoutText?: string;
+  /** A problem, once per problem (the scheduler's words once per distinct message). */
   onProblem(problem: PendingProblem): void;
+  /** What the cluster says about capacity, once per distinct message. */
+  onNotice?(message: string, level: "info" | "warn"): void;
   now?: () => number;
 }
 
@@ -131,7 +252,13 @@ export class PodTracker {
   deleting = false;
   gone = false;
   failure: BuildFailure | undefined;
-  private scaleUpTriggered = false;
+  /** The last thing a node autoscaler said about this pod (the latest event wins). */
+  private capacity: CapacitySignal | undefined;
+  private announcedWaiting = false;
+  private scheduleTimer: NodeJS.Timeout | undefined;
+  private podStarted = false;
+  /** The kubelet's last word while Pending (e.g. "Pulling image …"), for a schedule-timeout. */
+  private lastKubeletWords: string | undefined;
   private readonly problems = new Map<
     string,
     { problem: PendingProblem; since: number; timer?: NodeJS.Timeout }
@@ -153,6 +280,17 @@ export class PodTracker {
       this.deleting = true;
       this.gone = true;
     }
+    const ended = podEndedByNode(pod);
+    if (ended) {
+      this.fail(ended);
+      return;
+    }
+    if (!this.podStarted && (anyContainerStarted(pod) || !this.isPending())) {
+      this.podStarted = true;
+      clearTimeout(this.scheduleTimer);
+    } else if (!this.podStarted && !this.scheduleTimer) {
+      this.armScheduleTimeout();
+    }
     if (this.isPending()) {
       const current = podProblems(pod);
       const keys = new Set(current.map((problem) => problem.key));
@@ -171,7 +309,10 @@ export class PodTracker {
   }
 
   eventSeen(event: CoreV1Event): void {
-    if (event.reason === "TriggeredScaleUp") this.scaleUpTriggered = true;
+    const signal = this.isPending() ? capacitySignal(event) : undefined;
+    if (signal) this.capacityChanged(signal);
+    if (event.source?.component === "kubelet" && event.type === "Normal" && event.message)
+      this.lastKubeletWords = `kubelet (${event.reason ?? ""}): ${event.message}`;
     const problem = eventProblem(event);
     if (problem && this.isPending()) {
       const existing = this.problems.get(problem.key);
@@ -197,6 +338,7 @@ export class PodTracker {
         ? problemOrFailure
         : new BuildFailure(problemOrFailure.kind, problemOrFailure.message);
     this.clearProblems();
+    clearTimeout(this.scheduleTimer);
     this.notify();
   }
 
@@ -246,6 +388,7 @@ export class PodTracker {
 
   stop(): void {
     this.clearProblems();
+    clearTimeout(this.scheduleTimer);
     this.waiters.clear();
   }
 
@@ -259,8 +402,11 @@ export class PodTracker {
 
   private noteProblem(problem: PendingProblem): void {
     if (this.failure) return;
-    if (!this.reported.has(problem.key)) {
-      this.reported.add(problem.key);
+    // The scheduler's words are printed each time they change (a node being added changes them).
+    const reportKey =
+      problem.kind === "unschedulable" ? `${problem.key}\n${problem.message}` : problem.key;
+    if (!this.reported.has(reportKey)) {
+      this.reported.add(reportKey);
       this.options.onProblem(problem);
     }
     if (problem.immediate) {
@@ -293,13 +439,82 @@ export class PodTracker {
           this.armTimer(key);
           return;
         }
-        // The cluster autoscaler is adding a node: scheduling may still succeed; the deadline bounds it.
-        if (current.problem.kind === "unschedulable" && this.scaleUpTriggered) return;
+        if (current.problem.kind === "unschedulable") {
+          // A node autoscaler is adding a node: scheduling may still succeed; schedule-timeout bounds it.
+          if (this.capacity?.adding) return;
+          this.fail(this.unschedulableFailure(current.problem));
+          return;
+        }
         this.fail(current.problem);
       },
       Math.max(remaining, 1),
     );
     entry.timer.unref?.();
+  }
+
+  /** A node autoscaler spoke: print its words once, and fail an unschedulable pod it will not help. */
+  private capacityChanged(signal: CapacitySignal): void {
+    this.capacity = signal;
+    if (!this.reported.has(`capacity\n${signal.words}`)) {
+      this.reported.add(`capacity\n${signal.words}`);
+      this.options.onNotice?.(signal.words, signal.adding ? "info" : "warn");
+    }
+    if (signal.adding && !this.announcedWaiting) {
+      this.announcedWaiting = true;
+      const limit = this.options.scheduleTimeoutText;
+      this.options.onNotice?.(
+        `A node is being added: waiting${limit ? ` up to ${limit} (schedule-timeout)` : ""} for the pod to be scheduled and start`,
+        "info",
+      );
+    }
+    if (signal.adding || this.failure) return;
+    // Nothing is coming: an unschedulable pod past its grace fails now, within it at its end.
+    const entry = this.problems.get("unschedulable");
+    if (entry && this.now() - entry.since >= this.options.pendingGraceMs)
+      this.fail(this.unschedulableFailure(entry.problem));
+  }
+
+  /** The scheduler's words, what the autoscaler said (or that none spoke), and what to check. */
+  private unschedulableFailure(problem: PendingProblem): PendingProblem {
+    const autoscaler = this.capacity?.words ?? "no node autoscaler said it is adding a node";
+    return {
+      ...problem,
+      message: `the build pod cannot be scheduled: ${problem.detail ?? "no node fits"}; ${autoscaler} (check node-selector, tolerations and resources)`,
+    };
+  }
+
+  /** schedule-timeout, from the first sight of the pod until its first container runs. */
+  private armScheduleTimeout(): void {
+    const limit = this.options.scheduleTimeoutMs;
+    if (limit === undefined) return;
+    const started = this.now();
+    const fire = () => {
+      if (this.failure || this.podStarted) return;
+      const remaining = limit - (this.now() - started);
+      if (remaining > 0) {
+        this.scheduleTimer = setTimeout(fire, Math.max(remaining, 1));
+        this.scheduleTimer.unref?.();
+        return;
+      }
+      this.fail({
+        kind: "schedule-timeout",
+        key: "schedule-timeout",
+        message: `the build pod did not start within schedule-timeout (${this.options.scheduleTimeoutText ?? `${Math.round(limit / 1000)}s`}): ${this.lastWords()}`,
+        immediate: true,
+      });
+    };
+    this.scheduleTimer = setTimeout(fire, Math.max(limit, 1));
+    this.scheduleTimer.unref?.();
+  }
+
+  /** What the cluster said last about the waiting pod. */
+  private lastWords(): string {
+    const words: string[] = [];
+    if (this.capacity) words.push(this.capacity.words);
+    const scheduler = this.problems.get("unschedulable")?.problem.detail;
+    if (scheduler) words.push(`the scheduler: ${scheduler}`);
+    else if (this.lastKubeletWords) words.push(this.lastKubeletWords);
+    return words.length ? words.join("; ") : "the pod is still Pending";
   }
 
   private clearProblems(): void {

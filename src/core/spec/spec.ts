@@ -65,6 +65,7 @@ export const INPUT_NAMES = [
   "tolerations",
   "resources",
   "timeout",
+  "schedule-timeout",
   "ttl",
   "keep-job",
   "registry-username",
@@ -88,6 +89,12 @@ export interface ParseEnvironment {
 /** The receiver init container's image: BusyBox (tar with gzip), pinned. */
 export const DEFAULT_CONTEXT_IMAGE = "docker.io/library/busybox:1.37.0";
 export const DEFAULT_TIMEOUT_SECONDS = 30 * 60;
+/**
+ * How long the pod may wait to be scheduled and to start while the cluster works on it: an
+ * autoscaler's node takes 30–90 s (Karpenter, EKS Auto Mode) to a few minutes (cluster-autoscaler
+ * with a cold node group), and the images are pulled onto it after that.
+ */
+export const DEFAULT_SCHEDULE_TIMEOUT_SECONDS = 10 * 60;
 /** A fallback only: the tool deletes the Job itself; the TTL covers a runner that vanished. */
 export const DEFAULT_TTL_SECONDS = 10 * 60;
 
@@ -197,7 +204,7 @@ function parseTarget(raw: RawInputs): string | undefined {
 
 function parseDuration(
   raw: RawInputs,
-  input: "timeout" | "ttl" | "cache-ttl",
+  input: "timeout" | "schedule-timeout" | "ttl" | "cache-ttl",
   min: number,
   max: number,
 ): number | undefined {
@@ -214,6 +221,24 @@ function parseDuration(
   const whole = Math.ceil(seconds);
   if (whole < min || whole > max) fail(input, `"${v}" is out of range: must be ${range}`);
   return whole;
+}
+
+/**
+ * schedule-timeout is part of the Job's time, so it can never be longer than timeout: a value
+ * given longer is an error (the Job's deadline would end the build first, so the value could never
+ * take effect, which is a mistake worth one line), while the default (10m) is clamped to a shorter
+ * timeout without a word, as the user asked for nothing there.
+ */
+function parseScheduleTimeout(raw: RawInputs, timeoutSeconds: number): number {
+  const given = parseDuration(raw, "schedule-timeout", 1, MAX_TIMEOUT_SECONDS);
+  if (given === undefined) return Math.min(DEFAULT_SCHEDULE_TIMEOUT_SECONDS, timeoutSeconds);
+  if (given > timeoutSeconds) {
+    fail(
+      "schedule-timeout",
+      `"${value(raw, "schedule-timeout")}" is longer than timeout (${formatDuration(timeoutSeconds)}): the Job's deadline would end the build first; give at most the timeout`,
+    );
+  }
+  return given;
 }
 
 function parseCacheTtl(raw: RawInputs): string | undefined {
@@ -792,6 +817,7 @@ export function parseBuildSpec(raw: RawInputs, env: ParseEnvironment): BuildSpec
   const resources = parseResources(raw);
   const timeoutSeconds =
     parseDuration(raw, "timeout", 1, MAX_TIMEOUT_SECONDS) ?? DEFAULT_TIMEOUT_SECONDS;
+  const scheduleTimeoutSeconds = parseScheduleTimeout(raw, timeoutSeconds);
   const ttlSeconds = parseDuration(raw, "ttl", 1, MAX_TTL_SECONDS) ?? DEFAULT_TTL_SECONDS;
   const keepJob = bool(raw, "keep-job", false);
   const registryAuth = parseRegistryAuth(raw, [
@@ -822,6 +848,7 @@ export function parseBuildSpec(raw: RawInputs, env: ParseEnvironment): BuildSpec
     tolerations,
     resources,
     timeoutSeconds,
+    scheduleTimeoutSeconds,
     ttlSeconds,
     keepJob,
     insecureRegistries,
