@@ -80,8 +80,7 @@ export const INPUT_DOCS: Record<string, { description: string; default?: string 
     "default": "30m"
   },
   "schedule-timeout": {
-    "description": "How long the build pod may wait to be scheduled and to start (a node being added by an autoscaler, image pulls) while the cluster says it is working on it, as a duration like 10m; at most timeout (a shorter timeout lowers the default). An unschedulable pod that no autoscaler is adding a node for fails after 30 s.",
-    "default": "10m"
+    "description": "How long the build pod may wait to be scheduled and to start (a node being added by an autoscaler, image pulls) while the cluster says it is working on it, as a duration like 10m; at most timeout. Default 10m, or timeout when that is shorter. An unschedulable pod that no autoscaler is adding a node for fails after 30 s."
   },
   "ttl": {
     "description": "Seconds the finished Job is kept before Kubernetes deletes it (ttlSecondsAfterFinished) — a fallback only, as the action deletes the Job itself when done.",
