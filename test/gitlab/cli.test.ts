@@ -141,6 +141,10 @@ describe("bad values get the engine's one-line errors", () => {
       /^error: input "builder": "docker" is not a builder/,
     ],
     [{ KIB_TAGS: "registry.example/acme/web:1", KIB_TIMEOUT: "soon" }, /^error: input "timeout": /],
+    [
+      { KIB_TAGS: "registry.example/acme/web:1", KIB_TIMEOUT: "5m", KIB_SCHEDULE_TIMEOUT: "10m" },
+      /^error: input "schedule-timeout": "10m" is longer than timeout \(5m\)/,
+    ],
     [{ KIB_TAGS: "" }, /^error: input "tags": at least one image reference/],
     [{ KIB_TAGS: "registry.example/acme/web:1", KIB_PUSH: "yes please" }, /^error: input "push": /],
   ])("%j", async (env, message) => {
