@@ -101,7 +101,7 @@ function render(spec: BuildSpec, env: RenderEnvironment): BuilderPod {
     image: spec.builderImage,
     args: kanikoArgs(spec),
     ...(containerEnv.length > 0 ? { env: containerEnv } : {}),
-    volumeMounts,
+    ...(volumeMounts.length > 0 ? { volumeMounts } : {}),
     terminationMessagePath: "/dev/termination-log",
     terminationMessagePolicy: "File",
   };
