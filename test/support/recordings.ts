@@ -84,6 +84,10 @@ export function scenarioNames(): string[] {
     "kaniko-missing-secret",
     "buildkit-rootless-success-cold",
     "buildkit-rootless-run-fails",
+    "buildah-success-cold",
+    "buildah-run-fails",
+    "dind-success-cold",
+    "dind-run-fails",
   ];
 }
 

@@ -159,8 +159,7 @@ export const dind: Builder = {
   defaultImage: DIND_IMAGE,
   podSecurityLevel: "privileged",
   privileged: true,
-  privilegedRisk:
-    "root on the node for anything that escapes the build; the daemonless builders kaniko, buildah and buildkit need no privileged container",
+  privilegedRisk: "root on the node for anything that escapes the build",
   needsServerVersion: false,
   unsupported(spec) {
     if (spec.cacheTtl !== undefined) {

@@ -29,11 +29,12 @@ export function unsupportedInput(
   spec: BuildSpec,
 ): { input: string; detail: string } | undefined {
   if (builder.privileged && !spec.allowPrivileged) {
+    const daemonless = BUILDER_NAMES.filter((name) => !BUILDERS[name].privileged);
     return {
       input: "allow-privileged",
       detail:
-        `builder: ${builder.name} runs a privileged container, ${builder.privilegedRisk ?? "which is root on the node"}; ` +
-        `set allow-privileged: true to accept that`,
+        `builder: ${builder.name} runs a privileged container (${builder.privilegedRisk ?? "root on the node"}); ` +
+        `set allow-privileged: true to accept that, or use a builder without one: ${daemonless.join(", ")}`,
     };
   }
   return builder.unsupported(spec);
