@@ -118,8 +118,8 @@ test("on a 1.30 server AppArmor is the field, not the annotation", async () => {
 
 test("a failing RUN: exit 3 passed through, Buildah's last line in the error, its last lines carried, nothing left", async () => {
   cluster.useScenario("buildah-run-fails");
-  const error = await build(spec(cluster), { reporter: recordingReporter(), runId: "bh" }).catch(
-    (e: unknown) => e as BuildFailure,
+  const error = await failureOf(
+    build(spec(cluster), { reporter: recordingReporter(), runId: "bh" }),
   );
   expect(error).toBeInstanceOf(BuildFailure);
   expect(error.kind).toBe("build-failed");
@@ -263,10 +263,12 @@ test("--dry-run manifests are accepted by the API server (server-side dry run), 
 
 test("the Pod Security preflight refuses baseline and restricted namespaces before submitting", async () => {
   for (const namespace of ["locked", "base"]) {
-    const error = await build(spec(cluster, { namespace }), {
-      reporter: recordingReporter(),
-      runId: "bh",
-    }).catch((e: unknown) => e as BuildFailure);
+    const error = await failureOf(
+      build(spec(cluster, { namespace }), {
+        reporter: recordingReporter(),
+        runId: "bh",
+      }),
+    );
     expect(error).toBeInstanceOf(BuildFailure);
     expect(error.kind).toBe("pod-security");
     expect(error.message).toMatch(
@@ -288,4 +290,15 @@ async function deleteJob(c: TestCluster, job: string) {
       dispatcher: new Agent({ connect: { ca: c.caPem } }),
     },
   );
+}
+
+/** The BuildFailure a build ended with; a build that succeeds fails the test. */
+async function failureOf(run: Promise<unknown>): Promise<BuildFailure> {
+  try {
+    await run;
+  } catch (error) {
+    if (error instanceof BuildFailure) return error;
+    throw error;
+  }
+  throw new Error("the build succeeded");
 }

@@ -20,12 +20,14 @@ const RECORDED_DIGEST = readFileSync(
 const RECORDED_JOB = JSON.parse(readFileSync(`${RECORDINGS}/dind-success-cold/job.json`, "utf8"));
 
 function recordedLog(scenario: string): string[] {
-  return readFileSync(`${RECORDINGS}/${scenario}/log-build.txt`, "utf8")
-    .split("\n")
-    .filter(Boolean)
-    .map((line) => line.slice(line.indexOf(" ") + 1))
-    // "Sending build context … 4.096kB\r": the log follower ends a line at the carriage return.
-    .map((line) => line.replace(/\r$/, ""));
+  return (
+    readFileSync(`${RECORDINGS}/${scenario}/log-build.txt`, "utf8")
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => line.slice(line.indexOf(" ") + 1))
+      // "Sending build context … 4.096kB\r": the log follower ends a line at the carriage return.
+      .map((line) => line.replace(/\r$/, ""))
+  );
 }
 
 let cluster: TestCluster;
@@ -109,9 +111,7 @@ test("a cold build: the recorded privileged pod, dockerd's start-up time first i
 
 test("a failing RUN: the command and its exit code in the error (no colour codes), the step's lines carried, nothing left", async () => {
   cluster.useScenario("dind-run-fails");
-  const error = await build(spec(), { reporter: recordingReporter(), runId: "dd" }).catch(
-    (e: unknown) => e as BuildFailure,
-  );
+  const error = await failureOf(build(spec(), { reporter: recordingReporter(), runId: "dd" }));
   expect(error).toBeInstanceOf(BuildFailure);
   expect(error.kind).toBe("build-failed");
   expect(error.message).toBe(
@@ -242,10 +242,12 @@ test("the Pod Security preflight refuses baseline and restricted namespaces befo
     ["base", "baseline"],
     ["locked", "restricted"],
   ]) {
-    const error = await build(spec({ namespace }), {
-      reporter: recordingReporter(),
-      runId: "dd",
-    }).catch((e: unknown) => e as BuildFailure);
+    const error = await failureOf(
+      build(spec({ namespace }), {
+        reporter: recordingReporter(),
+        runId: "dd",
+      }),
+    );
     expect(error).toBeInstanceOf(BuildFailure);
     expect(error.kind).toBe("pod-security");
     expect(error.message).toMatch(
@@ -267,4 +269,15 @@ async function deleteJob(job: string) {
       dispatcher: new Agent({ connect: { ca: cluster.caPem } }),
     },
   );
+}
+
+/** The BuildFailure a build ended with; a build that succeeds fails the test. */
+async function failureOf(run: Promise<unknown>): Promise<BuildFailure> {
+  try {
+    await run;
+  } catch (error) {
+    if (error instanceof BuildFailure) return error;
+    throw error;
+  }
+  throw new Error("the build succeeded");
 }

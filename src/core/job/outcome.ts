@@ -4,7 +4,7 @@ import { BuildFailure } from "../errors.js";
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
 /** ANSI escape sequences (CSI: colours, cursor moves), as Docker's classic builder colours stderr. */
-const ANSI_ESCAPE = /\x1b\[[0-?]*[ -/]*[@-~]/g;
+const ANSI_ESCAPE = new RegExp(`${String.fromCharCode(0x1b)}\\[[0-?]*[ -/]*[@-~]`, "g");
 
 /**
  * The log's last lines as text: colour codes removed, and the lines left blank by that dropped (a
