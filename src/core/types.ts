@@ -61,7 +61,7 @@ export interface BuildSpec {
   target?: string;
   push: boolean;
   cacheRepo?: string;
-  /** Kaniko --cache-ttl, as a Go duration string ("168h"). */
+  /** Kaniko's and Buildah's --cache-ttl, as a Go duration string ("168h"). */
   cacheTtl?: string;
   /** Target platforms (os/arch[/variant]); builders that cannot build them say so. */
   platforms: string[];
