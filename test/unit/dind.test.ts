@@ -257,7 +257,7 @@ describe("the container script", () => {
   const DIGEST = "sha256:335288d3124f6da2340d4cde20b25050cfdf76bbcf3ea2c70cf06fb3f9a9006a";
 
   /**
-   * Runs DIND_SCRIPT with /bin/sh and stand-ins on PATH: `dind` runs its arguments, `dockerd`
+   * Runs DIND_SCRIPT with /bin/sh and stand-ins on PATH: the image's entrypoint runs its arguments, `dockerd`
    * answers after a moment (a ready file), `docker` logs each call and behaves as `fake` says.
    */
   async function runScript(
@@ -270,7 +270,7 @@ describe("the container script", () => {
       await mkdir(join(dir, "bin"));
       const term = join(dir, "termination-log");
       const bins: Record<string, string> = {
-        dind: `exec "$@"`,
+        "dockerd-entrypoint.sh": `exec "$@"`,
         dockerd: `echo "dockerd $*" >> "$DIR/calls"\n${dockerd}`,
         docker: `if [ "$1" = info ]; then [ -f "$DIR/ready" ]; exit $?; fi\necho "docker $*" >> "$DIR/calls"\n${fake}`,
       };

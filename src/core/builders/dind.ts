@@ -41,16 +41,19 @@ export const DIND_DOCKER_CONFIG_DIR = "/root/.docker";
 export const DIND_DOCKERD_WAIT_SECONDS = 60;
 
 /**
- * The container's `sh -c` script; "$@" is `build …`. dockerd runs under the image's `dind` wrapper
- * (it prepares cgroups for nesting); `docker info` answers once it is ready and the time it took is
- * the first log line. The push output is printed, and the first tag's `digest: sha256:…` is the
+ * The container's `sh -c` script; "$@" is `build …`. dockerd starts through the image's own
+ * entrypoint, as `services: docker:dind` starts it: that picks legacy or nft iptables, runs dockerd
+ * under docker-init and the `dind` wrapper, and on cgroup v2 gives it a cgroup namespace so the
+ * build's containers stay inside the pod's cgroup (and its limits). Naming `dockerd` first skips the
+ * entrypoint's TLS certificates and TCP listener: only the local socket. `docker info` answers once
+ * dockerd is ready and the time it took is the first log line. The push output is printed, and the first tag's `digest: sha256:…` is the
  * only thing written to the termination log. Any failing step ends the script with its exit code;
  * no command echoes its arguments (no `set -x`).
  */
 export const DIND_SCRIPT = `set -u
 now_ms() { awk '{ printf "%d\\n", $1 * 1000 }' /proc/uptime; }
 started=$(now_ms)
-dind dockerd --host=unix:///var/run/docker.sock $KIB_DOCKERD_FLAGS > /var/log/dockerd.log 2>&1 &
+dockerd-entrypoint.sh dockerd --host=unix:///var/run/docker.sock $KIB_DOCKERD_FLAGS > /var/log/dockerd.log 2>&1 &
 dockerd_pid=$!
 until docker info > /dev/null 2>&1; do
   if ! kill -0 "$dockerd_pid" 2> /dev/null || [ $(( $(now_ms) - started )) -ge ${DIND_DOCKERD_WAIT_SECONDS * 1000} ]; then
