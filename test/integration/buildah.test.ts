@@ -302,3 +302,29 @@ async function failureOf(run: Promise<unknown>): Promise<BuildFailure> {
   }
   throw new Error("the build succeeded");
 }
+
+test("without the right to read namespaces, Pod Security admission's refusal of the pod ends the build at once", async () => {
+  cluster.addToken("buildah-no-namespace-read", {
+    forbid: [{ verb: "get", resource: "namespaces" }],
+  });
+  const error = await failureOf(
+    build(
+      parseBuildSpec(
+        {
+          builder: "buildah",
+          context: ".",
+          tags: "registry.example:5000/acme/api:1.0",
+          namespace: "base",
+          kubeconfig: cluster.kubeconfig({ token: "buildah-no-namespace-read" }),
+        },
+        { workspace: makeContext(), kubeconfigPaths: [] },
+      ),
+      { reporter: recordingReporter(), runId: "bh" },
+    ),
+  );
+  expect(error.kind).toBe("pod-security");
+  expect(error.message).toMatch(
+    /^the Job cannot create its pod: pods "kib-[a-z0-9]+-[a-z0-9]+" is forbidden: violates PodSecurity "baseline:latest": .*seccompProfile/,
+  );
+  expect(await waitForEmpty(cluster, "base")).toEqual(NOTHING_LEFT);
+});
