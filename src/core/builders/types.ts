@@ -42,7 +42,7 @@ export interface Builder {
    * (builders/index.ts, unsupportedInput), with `privilegedRisk` as the reason.
    */
   readonly privileged: boolean;
-  /** Why the privileged container is a risk, and what to use instead (privileged builders only). */
+  /** Why the privileged container is a risk, in a few words (privileged builders only). */
   readonly privilegedRisk?: string;
   /** Whether render() needs the API server's version (asked once, before rendering). */
   readonly needsServerVersion: boolean;
