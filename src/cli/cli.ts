@@ -20,6 +20,7 @@ import { createCliReporter } from "./reporter.js";
 export const BOOLEAN_INPUTS: ReadonlySet<string> = new Set([
   "push",
   "keep-job",
+  "allow-privileged",
   "dry-run",
   "preview",
 ]);

@@ -24,22 +24,22 @@ export const INPUT_DOCS: Record<string, { description: string; default?: string 
     "default": "true"
   },
   "cache-repo": {
-    "description": "Repository for the layer cache, used by both builders (Kaniko --cache-repo; BuildKit registry cache at <cache-repo>:buildcache), e.g. ghcr.io/acme/web/cache."
+    "description": "Repository for the layer cache, used by every builder (Kaniko --cache-repo; Buildah --layers --cache-from/--cache-to; BuildKit and dind registry cache at <cache-repo>:buildcache), e.g. ghcr.io/acme/web/cache."
   },
   "cache-ttl": {
-    "description": "Kaniko only — maximum age of cached layers, as a duration like 168h (Kaniko's default is two weeks)."
+    "description": "Kaniko and Buildah only — maximum age of cached layers, as a duration like 168h (Kaniko's default is two weeks)."
   },
   "platforms": {
-    "description": "BuildKit only — target platforms, newline- or comma-separated os/arch[/variant] (e.g. linux/amd64,linux/arm64)."
+    "description": "Target platforms, newline- or comma-separated os/arch[/variant] (e.g. linux/amd64,linux/arm64): several with buildkit or dind, one with buildah, none with kaniko."
   },
   "cache-from": {
-    "description": "BuildKit only — extra cache sources in buildx form, one per line (type=registry,ref=… or a bare image reference)."
+    "description": "BuildKit and dind only — extra cache sources in buildx form, one per line (type=registry,ref=… or a bare image reference)."
   },
   "cache-to": {
-    "description": "BuildKit only — extra cache destinations in buildx form, one per line (type=registry,ref=…,mode=max); a failed cache export only warns."
+    "description": "BuildKit and dind only — extra cache destinations in buildx form, one per line (type=registry,ref=…,mode=max); a failed cache export only warns."
   },
   "secrets": {
-    "description": "Build secrets for RUN --mount=type=secret (builder: buildkit), one id=value per line (the value may contain \"=\"); quote an entry whose value spans lines (\"npmrc=…\"). Stored in a short-lived Secret, never in args or logs."
+    "description": "Build secrets for RUN --mount=type=secret (builder: buildkit, buildah or dind), one id=value per line (the value may contain \"=\"); quote an entry whose value spans lines (\"npmrc=…\"). Stored in a short-lived Secret, never in args or logs."
   },
   "secret-files": {
     "description": "Build secrets read from files, one id=path per line (path relative to the workspace)."
@@ -57,11 +57,11 @@ export const INPUT_DOCS: Record<string, { description: string; default?: string 
     "description": "Service account for the build pod (its token is not mounted); default is the namespace's default account."
   },
   "builder": {
-    "description": "Build engine, kaniko or buildkit (BuildKit runs rootless and needs a namespace at Pod Security level privileged; Kaniko fits baseline).",
+    "description": "Build engine: kaniko, buildkit, buildah or dind. Kaniko fits a namespace at Pod Security level baseline; rootless BuildKit and Buildah need privileged (seccomp Unconfined, no privileged container); dind runs a privileged container and needs allow-privileged.",
     "default": "kaniko"
   },
   "builder-image": {
-    "description": "Image of the builder container; default is a pinned ghcr.io/osscontainertools/kaniko release for kaniko, a pinned moby/buildkit rootless release for buildkit."
+    "description": "Image of the builder container; default is a pinned release for each builder: ghcr.io/osscontainertools/kaniko, moby/buildkit (rootless), quay.io/containers/buildah, docker (dind)."
   },
   "context-image": {
     "description": "Image of the init container that receives the uploaded context (needs tar with gzip); default is a pinned busybox."
@@ -101,6 +101,10 @@ export const INPUT_DOCS: Record<string, { description: string; default?: string 
   },
   "insecure-registries": {
     "description": "Registries reached over plain HTTP, newline- or comma-separated host[:port] (for private mirrors and tests)."
+  },
+  "allow-privileged": {
+    "description": "Allow a builder that runs a privileged container (builder dind), which is root on the node for anything that escapes the build (true/false).",
+    "default": "false"
   },
   "dry-run": {
     "description": "Print the Job and Secrets as YAML (Secret data redacted) and stop, without touching the cluster.",

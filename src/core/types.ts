@@ -3,7 +3,7 @@
  * manifests.ts and builders/, the run in build.ts.
  */
 
-export type BuilderName = "kaniko" | "buildkit";
+export type BuilderName = "kaniko" | "buildkit" | "buildah" | "dind";
 
 /** Where the cluster connection comes from. Adapters fill it; cluster.ts applies the precedence. */
 export interface ClusterSource {
@@ -61,9 +61,9 @@ export interface BuildSpec {
   target?: string;
   push: boolean;
   cacheRepo?: string;
-  /** Kaniko --cache-ttl, as a Go duration string ("168h"). */
+  /** Kaniko's and Buildah's --cache-ttl, as a Go duration string ("168h"). */
   cacheTtl?: string;
-  /** BuildKit only. */
+  /** Target platforms (os/arch[/variant]); builders that cannot build them say so. */
   platforms: string[];
   cacheFrom: string[];
   cacheTo: string[];
@@ -88,6 +88,8 @@ export interface BuildSpec {
 
   registryAuth?: RegistryAuth;
   insecureRegistries: string[];
+  /** The user's consent to a builder that runs a privileged container (builder: dind). */
+  allowPrivileged: boolean;
   dryRun: boolean;
 }
 

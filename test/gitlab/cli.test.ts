@@ -103,6 +103,35 @@ describe("flags and KIB_ variables", () => {
     );
   });
 
+  test("allow-privileged: --allow-privileged or KIB_ALLOW_PRIVILEGED (what the GitLab job exports)", () => {
+    expect(parseCommandLine(["build", "--allow-privileged"], {}).raw["allow-privileged"]).toBe(
+      "true",
+    );
+    expect(
+      parseCommandLine(["build"], { KIB_ALLOW_PRIVILEGED: "true" }).raw["allow-privileged"],
+    ).toBe("true");
+    expect(
+      parseCommandLine(["build", "--no-allow-privileged"], { KIB_ALLOW_PRIVILEGED: "true" }).raw[
+        "allow-privileged"
+      ],
+    ).toBe("false");
+  });
+
+  test("builder dind without allow-privileged: one error line, exit 1; with it the dry run prints the privileged pod", async () => {
+    const refused = await run(["build", "--dry-run", "--tags", "a/b:1", "--builder", "dind"]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.trim().split("\n")).toHaveLength(1);
+    expect(refused.stderr).toMatch(
+      /input "allow-privileged": builder: dind runs a privileged container/,
+    );
+    const allowed = await run(["build", "--dry-run", "--tags", "a/b:1", "--builder", "dind"], {
+      KIB_ALLOW_PRIVILEGED: "true",
+    });
+    expect(allowed.code).toBe(0);
+    expect(allowed.stdout).toMatch(/privileged: true/);
+    expect(allowed.stdout).toMatch(/image: docker\.io\/library\/docker:\d+\.\d+\.\d+-dind/);
+  });
+
   test("--dotenv and KIB_DOTENV", () => {
     expect(parseCommandLine(["build", "--dotenv", "a.env"], { KIB_DOTENV: "b.env" }).dotenv).toBe(
       "a.env",

@@ -116,8 +116,8 @@ test("same meaning as the action: same description text, same default, same opti
     const expectedType = BOOLEAN_INPUTS.has(name) ? "boolean" : undefined;
     expect([name, ours.type]).toEqual([name, expectedType]);
   }
-  expect(inputs.builder.options).toEqual(["kaniko", "buildkit"]);
-  expect(action.inputs.builder.description).toMatch(/kaniko or buildkit/);
+  expect(inputs.builder.options).toEqual(["kaniko", "buildkit", "buildah", "dind"]);
+  expect(action.inputs.builder.description).toMatch(/kaniko, buildkit, buildah or dind/);
 });
 
 test("the job hands every input to the CLI as its KIB_ variable", () => {
@@ -160,7 +160,7 @@ test("scripts/docs.mjs renders the GitLab input table from the template, and git
   execFileSync(process.execPath, ["scripts/docs.mjs"], { cwd: dir });
   const table = readFileSync(join(dir, "README.md"), "utf8");
   for (const name of Object.keys(inputs)) expect(table).toContain(`| \`${name}\` |`);
-  expect(table).toContain("(one of `kaniko`, `buildkit`)");
+  expect(table).toContain("(one of `kaniko`, `buildkit`, `buildah`, `dind`)");
   // The component's own README shows the same generated table.
   const readme = readFileSync(join(ROOT, "gitlab/README.md"), "utf8");
   const start = readme.indexOf("<!-- gitlab-inputs:start -->");

@@ -99,6 +99,10 @@ export function scenarioNames(): string[] {
     "kaniko-success-buildcontext",
     "buildkit-rootless-success-cold",
     "buildkit-rootless-run-fails",
+    "buildah-success-cold",
+    "buildah-run-fails",
+    "dind-success-cold",
+    "dind-run-fails",
   ];
 }
 

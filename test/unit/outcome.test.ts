@@ -49,3 +49,27 @@ test("a failure quoting a multi-line cluster message is still one line", () => {
   );
   expect(new BuildFailure("api", "x".repeat(5000)).message.length).toBeLessThanOrEqual(1000);
 });
+
+test("colour codes are removed from the failure's last lines, and a bare colour reset is not the cause", () => {
+  // The recorded dind-run-fails log: the classic builder colours the step's stderr red.
+  const logTail = [
+    "about to fail",
+    "\u001b[91mcompile error: missing semicolon",
+    "The command '/bin/sh -c exit 3' returned a non-zero code: 3",
+    "\u001b[0m",
+  ];
+  let failure: BuildFailure | undefined;
+  try {
+    digestOf({ exitCode: 3, reason: "Error" }, { logTail });
+  } catch (error) {
+    failure = error as BuildFailure;
+  }
+  expect(failure?.message).toBe(
+    "the build failed with exit code 3: The command '/bin/sh -c exit 3' returned a non-zero code: 3",
+  );
+  expect(failure?.logTail).toEqual([
+    "about to fail",
+    "compile error: missing semicolon",
+    "The command '/bin/sh -c exit 3' returned a non-zero code: 3",
+  ]);
+});

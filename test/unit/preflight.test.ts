@@ -7,6 +7,7 @@ const kanikoLike: Builder = {
   name: "kaniko",
   defaultImage: "ghcr.io/osscontainertools/kaniko:test",
   podSecurityLevel: "baseline",
+  privileged: false,
   needsServerVersion: false,
   unsupported: () => undefined,
   render: () => {

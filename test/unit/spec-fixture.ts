@@ -26,6 +26,7 @@ export function specOf(over: Partial<BuildSpec> = {}): BuildSpec {
     ttlSeconds: 600,
     keepJob: false,
     insecureRegistries: [],
+    allowPrivileged: false,
     dryRun: false,
     ...over,
   };

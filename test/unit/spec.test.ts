@@ -82,6 +82,7 @@ describe("defaults", () => {
       ttlSeconds: 600,
       keepJob: false,
       insecureRegistries: [],
+      allowPrivileged: false,
       dryRun: false,
     });
   });
@@ -308,11 +309,40 @@ describe("namespace and service-account", () => {
 });
 
 describe("builder", () => {
-  test.each(["kaniko", "buildkit"])("%s", (b) => expect(spec({ builder: b }).builder).toBe(b));
-  test.each(["docker", "Kaniko", "buildah"])("%s", (b) => {
+  test.each(["kaniko", "buildkit", "buildah"])("%s", (b) =>
+    expect(spec({ builder: b }).builder).toBe(b),
+  );
+  test.each(["docker", "Kaniko", "img"])("%s", (b) => {
     expect(errorOf({ builder: b })).toBe(
-      `input "builder": "${b}" is not a builder; use one of kaniko, buildkit`,
+      `input "builder": "${b}" is not a builder; use one of kaniko, buildkit, buildah, dind`,
     );
+  });
+  test.each([
+    ["buildah", "quay.io/containers/buildah:v1.46.1"],
+    ["dind", "docker.io/library/docker:29.9.2-dind"],
+  ])("%s: its pinned default image", (b, image) => {
+    expect(spec({ builder: b, "allow-privileged": "true" }).builderImage).toBe(image);
+  });
+});
+
+describe("allow-privileged", () => {
+  test("dind without it: one line naming the risk and the builders that need no privileged container", () => {
+    expect(errorOf({ builder: "dind" })).toBe(
+      'input "allow-privileged": builder: dind runs a privileged container (root on the node for anything that escapes the build); ' +
+        "set allow-privileged: true to accept that, or use a builder without one: kaniko, buildkit, buildah",
+    );
+    expect(errorOf({ builder: "dind", "allow-privileged": "false" })).toMatch(
+      /^input "allow-privileged": /,
+    );
+  });
+  test.each(["true", "TRUE"])("dind with allow-privileged %s", (v) => {
+    expect(spec({ builder: "dind", "allow-privileged": v }).allowPrivileged).toBe(true);
+  });
+  test("not a boolean: one line naming the input", () => {
+    expect(errorOf({ "allow-privileged": "sure" })).toMatch(/^input "allow-privileged": /);
+  });
+  test("other builders ignore it (none of them is privileged)", () => {
+    expect(spec({ builder: "buildah", "allow-privileged": "true" }).builder).toBe("buildah");
   });
 });
 

@@ -3,7 +3,7 @@
  * .dockerignore, the connection, the Job's identity — checked and reported before anything is
  * created.
  */
-import { getBuilder } from "../builders/index.js";
+import { getBuilder, unsupportedInput } from "../builders/index.js";
 import type { Builder } from "../builders/types.js";
 import { connect, createClients } from "../cluster/connection.js";
 import { PodTracker } from "../cluster/pod-tracker.js";
@@ -18,7 +18,7 @@ import type { BuildOptions, BuildRun } from "./run.js";
 
 /** An input this builder cannot honour is one line naming the input. */
 export function checkSupported(builder: Builder, spec: BuildSpec): void {
-  const unsupported = builder.unsupported(spec);
+  const unsupported = unsupportedInput(builder, spec);
   if (unsupported) throw new InputError(unsupported.input, unsupported.detail);
 }
 

@@ -64,7 +64,7 @@ export function registryOf(reference: string): string {
   return "docker.io";
 }
 
-function isInsecure(reference: string, insecureRegistries: string[]): boolean {
+export function isInsecure(reference: string, insecureRegistries: string[]): boolean {
   const registry = registryOf(reference);
   return insecureRegistries.some((r) => r.toLowerCase() === registry);
 }
@@ -100,7 +100,11 @@ function fieldValue(fields: string[], key: string): string | undefined {
  * `user/app:cache`) means `type=registry,ref=…`; a registry ref on an insecure registry gets
  * `registry.insecure=true`; a cache export gets `ignore-error=true` unless it says otherwise.
  */
-function cacheEntry(entry: string, insecureRegistries: string[], exporting: boolean): string {
+export function cacheEntry(
+  entry: string,
+  insecureRegistries: string[],
+  exporting: boolean,
+): string {
   let fields = csvFields(entry);
   if (!fields.some((f) => f.includes("="))) fields = ["type=registry", `ref=${entry.trim()}`];
   const type = fieldValue(fields, "type");
@@ -244,7 +248,7 @@ const FAILED_CACHE_EXPORT =
 /** `#4 ERROR: failed to configure registry cache importer: <ref>: <cause>` */
 const FAILED_CACHE_IMPORT = /^#\d+ ERROR: failed to configure registry cache importer: (.*)$/;
 
-function warningFor(line: string): string | undefined {
+export function warningFor(line: string): string | undefined {
   const text = line.trimEnd();
   const exported = FAILED_CACHE_EXPORT.exec(text);
   if (exported) {
@@ -265,6 +269,7 @@ export const buildkit: Builder = {
   name: "buildkit",
   defaultImage: BUILDKIT_IMAGE,
   podSecurityLevel: POD_SECURITY_LEVEL,
+  privileged: false,
   needsServerVersion: true,
   // Rootless: a context file with mode 0600 must still be readable by the builder.
   workspaceOwner: { uid: BUILDKIT_UID, gid: BUILDKIT_UID },

@@ -119,6 +119,7 @@ export const kaniko: Builder = {
   name: "kaniko",
   defaultImage: KANIKO_IMAGE,
   podSecurityLevel: "baseline",
+  privileged: false,
   needsServerVersion: false,
   unsupported(spec) {
     if (spec.platforms.length > 0) {

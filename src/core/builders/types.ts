@@ -47,6 +47,13 @@ export interface Builder {
   readonly defaultImage: string;
   /** The least permissive Pod Security level whose namespaces admit this builder's pod. */
   readonly podSecurityLevel: PodSecurityLevel;
+  /**
+   * The pod runs a `privileged` container: refused unless the user sets `allow-privileged: true`
+   * (builders/index.ts, unsupportedInput), with `privilegedRisk` as the reason.
+   */
+  readonly privileged: boolean;
+  /** Why the privileged container is a risk, in a few words (privileged builders only). */
+  readonly privilegedRisk?: string;
   /** Whether render() needs the API server's version (asked once, before rendering). */
   readonly needsServerVersion: boolean;
   /** The user the builder reads CONTEXT_DIR as, when not root: the context is unpacked as theirs. */

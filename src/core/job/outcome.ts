@@ -3,6 +3,16 @@ import type { V1ContainerStateTerminated } from "@kubernetes/client-node";
 import { BuildFailure } from "../errors.js";
 
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
+/** ANSI escape sequences (CSI: colours, cursor moves), as Docker's classic builder colours stderr. */
+const ANSI_ESCAPE = new RegExp(`${String.fromCharCode(0x1b)}\\[[0-?]*[ -/]*[@-~]`, "g");
+
+/**
+ * The log's last lines as text: colour codes removed, and the lines left blank by that dropped (a
+ * colour reset on a line of its own is the last line of a failed classic Docker build).
+ */
+export function plainTail(lines: string[]): string[] {
+  return lines.map((line) => line.replace(ANSI_ESCAPE, "")).filter((line) => line.trim() !== "");
+}
 
 export interface TerminationContext {
   /** The memory limit asked for, to name in an OOMKilled message. */
@@ -16,7 +26,7 @@ export function digestOf(
   terminated: V1ContainerStateTerminated,
   context: TerminationContext,
 ): string {
-  const tail = [...context.logTail];
+  const tail = plainTail(context.logTail);
   if (terminated.exitCode !== 0) {
     if (terminated.reason === "OOMKilled") {
       const limit = context.memoryLimit ? `, limit ${context.memoryLimit}` : "";

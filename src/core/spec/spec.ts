@@ -7,7 +7,7 @@ import { readFileSync, realpathSync, statSync } from "node:fs";
 import { isAbsolute, relative, resolve, sep } from "node:path";
 import { posix } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { BUILDER_NAMES, getBuilder, isBuilderName } from "../builders/index.js";
+import { BUILDER_NAMES, getBuilder, isBuilderName, unsupportedInput } from "../builders/index.js";
 import { InputError } from "../errors.js";
 import {
   ParseError,
@@ -72,6 +72,7 @@ export const INPUT_NAMES = [
   "registry-password",
   "docker-config-json",
   "insecure-registries",
+  "allow-privileged",
   "dry-run",
 ] as const;
 
@@ -827,6 +828,7 @@ export function parseBuildSpec(raw: RawInputs, env: ParseEnvironment): BuildSpec
     ...cacheTo.refs,
   ]);
   const insecureRegistries = parseInsecureRegistries(raw);
+  const allowPrivileged = bool(raw, "allow-privileged", false);
   const dryRun = bool(raw, "dry-run", false);
 
   const spec: BuildSpec = {
@@ -852,6 +854,7 @@ export function parseBuildSpec(raw: RawInputs, env: ParseEnvironment): BuildSpec
     ttlSeconds,
     keepJob,
     insecureRegistries,
+    allowPrivileged,
     dryRun,
   };
   if (target !== undefined) spec.target = target;
@@ -861,7 +864,7 @@ export function parseBuildSpec(raw: RawInputs, env: ParseEnvironment): BuildSpec
   if (serviceAccount !== undefined) spec.serviceAccount = serviceAccount;
   if (registryAuth !== undefined) spec.registryAuth = registryAuth;
 
-  const unsupported = builder.unsupported(spec);
+  const unsupported = unsupportedInput(builder, spec);
   if (unsupported) throw new InputError(unsupported.input, unsupported.detail);
   return spec;
 }
