@@ -148,7 +148,13 @@ describe("dind container", () => {
     expect(pod.volumes).toEqual(
       job.spec.template.spec.volumes.filter((v: { name: string }) => v.name !== "workspace"),
     );
-    expect(pod.container.volumeMounts).toEqual(recorded.volumeMounts);
+    // The recording mounted the context at /workspace; the product's one path for every builder is
+    // CONTEXT_DIR (where Kaniko never snapshots). The other mounts are as recorded.
+    expect(pod.container.volumeMounts).toEqual(
+      recorded.volumeMounts.map((mount: { name: string; mountPath: string }) =>
+        mount.name === "workspace" ? { ...mount, mountPath: "/kaniko/buildcontext" } : mount,
+      ),
+    );
   });
 
   test("the command is the sh -c script, then docker's arguments; env carries dockerd's flags and the tags", () => {
