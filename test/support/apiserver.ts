@@ -38,7 +38,8 @@ export interface ForbidRule {
 
 export interface Faults {
   dropWatch: Array<{ resource: string; afterEvents: number }>;
-  dropLog: Array<{ afterLines: number }>;
+  /** graceful: the stream ends as if complete (a proxy whose upstream broke), not cut. */
+  dropLog: Array<{ afterLines: number; graceful?: boolean }>;
   dropAttach: Array<{ afterBytes: number }>;
   /** Requests that are carried out, but whose answer is a 504 Timeout (the client cannot tell). */
   loseResponse: Array<{ method?: string; pathPattern: RegExp; times: number }>;
@@ -919,7 +920,7 @@ export class ApiServer {
       else if (drop && written >= drop.afterLines) cut();
     };
     // A dropped connection, as a real one drops: the socket goes away mid-stream (no final chunk).
-    const cut = () => end(false);
+    const cut = () => end(drop?.graceful ?? false);
     const onLine = (l: any) => write(l);
     this.streams.add(end);
     if (drop && drop.afterLines === 0) return cut();

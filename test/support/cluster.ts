@@ -55,7 +55,8 @@ export interface TestCluster {
   podNames(namespace: string): string[];
   faults: {
     dropNextWatch(opts: { resource: "pods" | "jobs" | "events"; afterEvents: number }): void;
-    dropNextLog(opts: { afterLines: number }): void;
+    /** The next log stream drops after this many lines; `graceful`: it ends as if complete. */
+    dropNextLog(opts: { afterLines: number; graceful?: boolean }): void;
     /** The next context upload's connection drops after this many stdin bytes. */
     dropNextAttach(opts: { afterBytes: number }): void;
     failRequests(opts: {

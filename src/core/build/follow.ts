@@ -140,6 +140,7 @@ async function followBuilder(
       onRetry: (message) => reporter.debug(message),
       onGiveUp: (message) => reporter.warn(message),
       streamTimeoutMs: run.options.logStreamTimeoutMs,
+      retryDelayMs: run.options.logRetryDelayMs,
     });
     reporter.debug(`log of ${BUILD_CONTAINER} read in ${requests} request(s)`);
     await tracker.until(() => Boolean(tracker.terminated(BUILD_CONTAINER)) || tracker.deleting);

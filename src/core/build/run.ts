@@ -39,6 +39,8 @@ export interface BuildOptions {
    * resumes it). Default: undici's own body timeout, 300 s. Tests scale it down.
    */
   logStreamTimeoutMs?: number;
+  /** First pause before a failed log read is retried (default 200 ms; tests scale it down). */
+  logRetryDelayMs?: number;
 }
 
 /** How long each phase took, in milliseconds. */

@@ -120,6 +120,8 @@ export interface FollowLogOptions {
    * undici's own body timeout, 300 s. Tests scale it down.
    */
   streamTimeoutMs?: number;
+  /** First pause before a failed read is retried (grows with each failure, up to 10×); default 200. */
+  retryDelayMs?: number;
 }
 
 /** Failed reads in a row, none of which delivered a line, before the follower gives up. */
@@ -258,7 +260,8 @@ export async function followLog(options: FollowLogOptions): Promise<{ requests: 
             `log stream of ${options.container} interrupted (${describeError(outcome.error)}); resuming`,
           );
         }
-        await sleep(Math.min(200 * failures, 2000), options.signal);
+        const pause = options.retryDelayMs ?? 200;
+        await sleep(Math.min(pause * failures, pause * 10), options.signal);
         continue;
       }
       failures = 0;
