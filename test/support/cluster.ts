@@ -26,7 +26,7 @@ export interface TestClusterOptions {
   /**
    * Logs as a node writes them (default): lines live while the container runs, stdout and stderr
    * stamped separately (stamps can go backwards), the status lagging the log's end or, seeded, the
-   * other way round. `{ faithful: false }` is the old ordered replay; `seed` varies the order.
+   * other way round. `seed` varies the order.
    */
   logs?: LogFidelityOptions;
 }

@@ -121,7 +121,7 @@ class Mapper {
 export interface KubeletOptions {
   timeScale: number;
   nodeName?: string;
-  /** How logs are stamped and ended (faithful by default; see log-replay.ts). */
+  /** How logs are stamped and ended (as a node does; see log-replay.ts). */
   logs?: LogFidelityOptions;
 }
 

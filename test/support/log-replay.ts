@@ -47,8 +47,6 @@ export interface LogFidelityOptions {
   seed?: number;
   /** How far back (live ms) a line's stamp may lie behind the line written before it; default 3. */
   stampSkewMs?: number;
-  /** false: every stamp later than the one before, the log ended at the terminated status. */
-  faithful?: boolean;
 }
 
 /** mulberry32: small, seedable, good enough to pick skews and orders. */
@@ -96,18 +94,10 @@ export class Stamper {
   constructor(
     private readonly random: () => number,
     private readonly skewMs: number,
-    private readonly faithful: boolean,
-    private previous: bigint = -1n,
   ) {}
 
   stamp(line: LiveLine): LiveLine {
     let nanos = stampNanos(line.stamp);
-    if (!this.faithful) {
-      // The old, convenient kubelet: strictly increasing stamps.
-      if (nanos <= this.previous) nanos = this.previous + 1n;
-      this.previous = nanos;
-      return { ...line, ...stampOf(nanos) };
-    }
     const stream = streamOf(line.text);
     // Read from the other pipe: its reader may have stamped it a little before the write.
     if (this.lastStream !== undefined && stream !== this.lastStream)
@@ -145,13 +135,11 @@ const EXIT_AFTER_LAST_LINE_MS = 20;
 const LATE_LOG_END_MS = 400;
 
 export class LogFidelity {
-  readonly faithful: boolean;
   private readonly seed: number;
   private readonly skewMs: number;
   private pods = 0;
 
   constructor(options: LogFidelityOptions = {}) {
-    this.faithful = options.faithful ?? true;
     this.seed = options.seed ?? Number(process.env.TEST_LOG_SEED ?? 1);
     this.skewMs = options.stampSkewMs ?? 3;
   }
@@ -166,9 +154,7 @@ export class LogFidelity {
   }
 
   containerLog(podIndex: number, container: string): ContainerLog {
-    return new ContainerLog(
-      new Stamper(this.random(podIndex, `${container}/stamps`), this.skewMs, this.faithful),
-    );
+    return new ContainerLog(new Stamper(this.random(podIndex, `${container}/stamps`), this.skewMs));
   }
 
   /**
@@ -177,7 +163,6 @@ export class LogFidelity {
    * exit rather than at its terminated status.
    */
   live(items: Item[], podIndex: number): Item[] {
-    if (!this.faithful) return items;
     const out = [...items];
     let order = Math.max(0, ...items.map((it) => it.order)) + 1;
     const containers = new Set<string>();
