@@ -2,11 +2,12 @@
  * How the test server's kubelet writes and serves container logs, as a node does:
  *
  * - Live: a build container is reported running while its lines arrive at their recorded pace
- *   (× timeScale); its log ends when it exits, and its terminated status comes later, at the
- *   recorded time (the kubelet's status lags the log's end by up to a relist period), or, seeded,
- *   the log stream ends a little after the status (the kubelet's follow notices the exit late).
- * - Stamped per stream: the runtime stamps stdout and stderr lines as it reads each pipe, so in the
- *   log file a line can carry an earlier time than the one before it (seeded, reproducible).
+ *   (× timeScale). Its terminated status comes at the recorded time (the next relist after the
+ *   exit); a follow stream ends when the kubelet's 5-second state check sees the exit, so before
+ *   or after that status (seeded).
+ * - Stamped per stream: containerd's CRI logger reads stdout and stderr in one goroutine each and
+ *   stamps a line (time.Now) before it writes it to the shared file, so in the file a line can
+ *   carry an earlier time than the one before it (seeded, reproducible).
  * - A build log can be given as a timeline (`buildLogTimeline`) to replay, e.g., a step that prints
  *   nothing for six minutes; what follows in the recording (the terminated status, events) moves
  *   along with it.
@@ -131,8 +132,11 @@ export class ContainerLog extends EventEmitter {
 
 /** Recorded ms between a container's last line and its exit (the log file closing). */
 const EXIT_AFTER_LAST_LINE_MS = 20;
-/** Recorded ms the kubelet's follow may take to notice an exit after the status shows it. */
-const LATE_LOG_END_MS = 400;
+/**
+ * The kubelet's follow loop, idle at the end of a log file, checks every 5 s whether the container
+ * still runs (pkg/kubelet/kuberuntime/logs: stateCheckPeriod) and ends the stream when it does not.
+ */
+const KUBELET_STATE_CHECK_MS = 5000;
 
 export class LogFidelity {
   private readonly seed: number;
@@ -198,9 +202,10 @@ export class LogFidelity {
         terminatedFrame.t,
         Math.max(last ? last.t + EXIT_AFTER_LAST_LINE_MS : 0, finishedAt || 0),
       );
-      // Usually the log ends first and the status follows at the next relist (as recorded); now
-      // and then the follow stream notices the exit only after the status showed it.
-      const end = random() < 0.5 ? exit : terminatedFrame.t + Math.ceil(random() * LATE_LOG_END_MS);
+      // A follow stream idle at the end of the file ends when the kubelet sees the container is no
+      // longer running: on its next state check, up to 5 s later. The status (the next relist)
+      // usually comes first; sometimes the stream ends first.
+      const end = exit + Math.floor(random() * KUBELET_STATE_CHECK_MS);
       out.push({ t: end, order: order++, kind: "log-end", container: name });
     }
     const rank = { pod: 0, event: 1, log: 2, "log-end": 3 } as const;
