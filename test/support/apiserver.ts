@@ -927,7 +927,8 @@ export class ApiServer {
     let lines = (log?.lines ?? []).filter((l) => l.t >= since);
     if (tail !== undefined) lines = tail === 0 ? [] : lines.slice(-tail);
     for (const l of lines) write(l);
-    if (!follow || !log || log.ended) return end();
+    // A container that has exited: the kubelet reads to the end of the file and stops.
+    if (!follow || !log || log.exited) return end();
     log.on("line", onLine);
     log.once("end", end);
     req.on("close", end);

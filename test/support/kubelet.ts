@@ -335,7 +335,8 @@ export class Kubelet {
         if (gate && it.object === gate.object) this.startReceiver(rt, pod);
       } else if (it.kind === "event") this.applyEvent(rt, it.type, it.object, m, eventNames);
       else if (it.kind === "log-end") {
-        rt.logs.get(it.container)?.end();
+        if (it.what === "exit") rt.logs.get(it.container)?.exit();
+        else rt.logs.get(it.container)?.end();
         it.done = true;
       } else {
         rt.logs
@@ -415,7 +416,12 @@ export class Kubelet {
       if (!s.state?.terminated) continue;
       const log = rt.logs.get(s.name);
       if (!log || log.ended) continue;
-      if (items.some((it) => it.kind === "log-end" && it.container === s.name && !it.done))
+      if (
+        items.some(
+          (it) =>
+            it.kind === "log-end" && it.what === "streams" && it.container === s.name && !it.done,
+        )
+      )
         continue;
       for (const it of items) {
         if (it.kind === "log" && it.container === s.name && !it.done) {

@@ -27,8 +27,18 @@ export type Item =
       text: string;
       done?: boolean;
     }
-  /** The container exited: its log file is complete and follow streams end. */
-  | { t: number; order: number; kind: "log-end"; container: string; done?: boolean };
+  /**
+   * "exit": the container exited, its log file is complete (a follow request from now on ends at
+   * the end of the file); "streams": the follow streams already open notice it and end.
+   */
+  | {
+      t: number;
+      order: number;
+      kind: "log-end";
+      container: string;
+      what: "exit" | "streams";
+      done?: boolean;
+    };
 
 export interface LiveLine {
   /** epoch ms of the stamp (what sinceTime compares with) */
@@ -113,6 +123,9 @@ export class Stamper {
 
 export class ContainerLog extends EventEmitter {
   readonly lines: LiveLine[] = [];
+  /** The container exited: nothing more is written; a new follow request ends at the file's end. */
+  exited = false;
+  /** Open follow streams have ended too. */
   ended = false;
   constructor(private readonly stamper?: Stamper) {
     super();
@@ -123,8 +136,12 @@ export class ContainerLog extends EventEmitter {
     this.lines.push(stamped);
     this.emit("line", stamped);
   }
+  exit(): void {
+    this.exited = true;
+  }
   end(): void {
     if (this.ended) return;
+    this.exited = true;
     this.ended = true;
     this.emit("end");
   }
@@ -206,7 +223,8 @@ export class LogFidelity {
       // longer running: on its next state check, up to 5 s later. The status (the next relist)
       // usually comes first; sometimes the stream ends first.
       const end = exit + Math.floor(random() * KUBELET_STATE_CHECK_MS);
-      out.push({ t: end, order: order++, kind: "log-end", container: name });
+      out.push({ t: exit, order: order++, kind: "log-end", container: name, what: "exit" });
+      out.push({ t: end, order: order++, kind: "log-end", container: name, what: "streams" });
     }
     const rank = { pod: 0, event: 1, log: 2, "log-end": 3 } as const;
     return out.sort((a, b) => a.t - b.t || rank[a.kind] - rank[b.kind] || a.order - b.order);
