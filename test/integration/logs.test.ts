@@ -150,6 +150,26 @@ describe("a live build", () => {
   });
 });
 
+describe("the builder's end", () => {
+  test("ends the follow stream the kubelet would hold open until its next state check, and the rest is read at once", async () => {
+    // Seed 2: the stream open at the exit would end on the kubelet's check 5 s after the last line,
+    // long after the status says the builder terminated.
+    await withCluster({ logs: { seed: 2 } }, async (on) => {
+      on.useScenario("kaniko-success-cold", {
+        buildLogTimeline: KANIKO.map((l, i) => ({ atMs: i * 100, text: l.text })),
+      });
+      const reporter = recordingReporter();
+      const result = await build(specFor(on), { reporter, runId: "test" });
+      expect(result.digest).toBe(DIGEST);
+      expect(reporter.buildLines.map((l) => l.text)).toEqual(KANIKO_TEXT);
+      const reads = on.requests.filter((r) => r.stream === "log");
+      // The first read, open when the watch saw the end, was closed by the product; the second,
+      // from the resume point, was read to the end of the file.
+      expect(reads.map((r) => r.endedBy)).toEqual(["client", "server"]);
+    });
+  });
+});
+
 describe("stdout and stderr stamped apart, the status before or after the log's end (seeded)", () => {
   const RUN_FAILS = recordedLog("kaniko-run-fails").map((l) => l.text);
   const seeds = [1, 2, 3, 4, 5, 6, 7, 8];

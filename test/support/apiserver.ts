@@ -28,6 +28,8 @@ export interface RequestRecord {
   query: string;
   status: number;
   stream?: "watch" | "log" | "attach";
+  /** For a log stream: who ended it, the server (the log's end, a drop) or the client. */
+  endedBy?: "server" | "client";
 }
 
 export interface ForbidRule {
@@ -155,7 +157,11 @@ export class ApiServer {
 
   // ------------------------------------------------------------------ plumbing
 
-  private record(req: IncomingMessage, status: number, stream?: RequestRecord["stream"]): void {
+  private record(
+    req: IncomingMessage,
+    status: number,
+    stream?: RequestRecord["stream"],
+  ): RequestRecord {
     const u = new URL(req.url ?? "/", "https://x");
     const r: RequestRecord = {
       method: req.method ?? "GET",
@@ -165,6 +171,7 @@ export class ApiServer {
     };
     if (stream) r.stream = stream;
     this.requests.push(r);
+    return r;
   }
 
   private send(
@@ -890,7 +897,7 @@ export class ApiServer {
     let budget = q.get("limitBytes") !== null ? Number(q.get("limitBytes")) : Infinity;
     const dropIdx = this.faults.dropLog.length ? 0 : -1;
     const drop = dropIdx >= 0 ? this.faults.dropLog.splice(0, 1)[0] : undefined;
-    this.record(req, 200, "log");
+    const record = this.record(req, 200, "log");
     res.writeHead(200, {
       "Content-Type": "text/plain",
       "Cache-Control": "no-cache, private",
@@ -902,6 +909,7 @@ export class ApiServer {
     const end = (graceful = true) => {
       if (ended) return;
       ended = true;
+      record.endedBy ??= "server";
       log?.off("line", onLine);
       log?.off("end", end);
       this.streams.delete(end);
@@ -931,8 +939,12 @@ export class ApiServer {
     if (!follow || !log || log.exited) return end();
     log.on("line", onLine);
     log.once("end", end);
-    req.on("close", end);
-    res.on("close", end);
+    const clientGone = () => {
+      if (!ended) record.endedBy = "client";
+      end();
+    };
+    req.on("close", clientGone);
+    res.on("close", clientGone);
   }
 
   // ------------------------------------------------------------------ pods/attach

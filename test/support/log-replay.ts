@@ -3,8 +3,9 @@
  *
  * - Live: a build container is reported running while its lines arrive at their recorded pace
  *   (× timeScale). Its terminated status comes at the recorded time (the next relist after the
- *   exit); a follow stream ends when the kubelet's 5-second state check sees the exit, so before
- *   or after that status (seeded).
+ *   exit). A follow stream open at the exit ends on the kubelet's state check 5 s after the last
+ *   write, well after that status, or (seeded) at once when the container had exited before the
+ *   stream read its last line; a log request made after the exit ends at the end of the file.
  * - Stamped per stream: containerd's CRI logger reads stdout and stderr in one goroutine each and
  *   stamps a line (time.Now) before it writes it to the shared file, so in the file a line can
  *   carry an earlier time than the one before it (seeded, reproducible).
@@ -220,9 +221,11 @@ export class LogFidelity {
         Math.max(last ? last.t + EXIT_AFTER_LAST_LINE_MS : 0, finishedAt || 0),
       );
       // A follow stream idle at the end of the file ends when the kubelet sees the container is no
-      // longer running: on its next state check, up to 5 s later. The status (the next relist)
-      // usually comes first; sometimes the stream ends first.
-      const end = exit + Math.floor(random() * KUBELET_STATE_CHECK_MS);
+      // longer running: at once when it had exited before the stream read its last line (seeded),
+      // otherwise on the state check 5 s after the last write (and every 5 s after that).
+      const lastWrite = last?.t ?? exit - Math.floor(random() * KUBELET_STATE_CHECK_MS);
+      const checks = Math.max(1, Math.ceil((exit - lastWrite) / KUBELET_STATE_CHECK_MS));
+      const end = random() < 0.3 ? exit : lastWrite + checks * KUBELET_STATE_CHECK_MS;
       out.push({ t: exit, order: order++, kind: "log-end", container: name, what: "exit" });
       out.push({ t: end, order: order++, kind: "log-end", container: name, what: "streams" });
     }

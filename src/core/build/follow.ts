@@ -136,6 +136,7 @@ async function followBuilder(
           .catch(() => true),
       isTerminated: () => Boolean(tracker.terminated(BUILD_CONTAINER)),
       podGone: () => tracker.gone,
+      terminated: tracker.until(() => Boolean(tracker.terminated(BUILD_CONTAINER)) || tracker.gone),
       signal: run.abort.signal,
       onRetry: (message) => reporter.debug(message),
       onGiveUp: (message) => reporter.warn(message),

@@ -110,6 +110,12 @@ export interface FollowLogOptions {
   isTerminated(): boolean;
   /** True once the pod is gone: nothing more can be read. */
   podGone(): boolean;
+  /**
+   * Settles once the pod watch sees the container terminated (or the pod gone). A follow stream
+   * open at that moment is ended and the rest read at once: the kubelet would keep it open until
+   * its next check of the container's state, up to 5 s after the last line.
+   */
+  terminated?: Promise<unknown>;
   signal: AbortSignal;
   /** A stream that ended early and is resumed (for debug output). */
   onRetry?(message: string): void;
@@ -146,12 +152,15 @@ async function streamOnce(
   options: FollowLogOptions,
   kubeConfig: KubeConfig,
   position: LogPosition,
-  controllerRef: { current?: AbortController },
+  signal: AbortSignal,
 ): Promise<StreamOutcome> {
   position.startStream();
   let partial = "";
   let delivered = 0;
+  let settled = false;
   const deliver = (raw: string) => {
+    // After an abort, what the pipe still holds is left to the next read (it repeats it).
+    if (settled) return;
     const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
     const { time, text } = splitTimestamp(line);
     if (time && !position.accept(time, text)) return;
@@ -159,10 +168,11 @@ async function streamOnce(
     options.onLine({ container: options.container, time, text });
   };
   return new Promise<StreamOutcome>((resolve) => {
-    let settled = false;
+    let abort: (() => void) | undefined;
     const settle = (error?: unknown) => {
       if (settled) return;
       settled = true;
+      if (abort) signal.removeEventListener("abort", abort);
       resolve(error === undefined ? { delivered } : { delivered, error });
     };
     const sink = new Writable({
@@ -197,8 +207,12 @@ async function streamOnce(
         sinceTime: position.sinceTime,
       })
       .then((controller) => {
-        controllerRef.current = controller;
-        if (options.signal.aborted) controller.abort();
+        abort = () => {
+          controller.abort();
+          settle(new Error("read ended by the follower"));
+        };
+        if (signal.aborted) abort();
+        else signal.addEventListener("abort", abort, { once: true });
       })
       .catch((error: unknown) => settle(error ?? new Error("log request failed")));
   });
@@ -225,9 +239,12 @@ export async function followLog(options: FollowLogOptions): Promise<{ requests: 
     options.streamTimeoutMs === undefined
       ? options.kubeConfig
       : withBodyTimeout(options.kubeConfig, options.streamTimeoutMs);
-  const controllerRef: { current?: AbortController } = {};
-  const onAbort = () => controllerRef.current?.abort();
-  options.signal.addEventListener("abort", onAbort, { once: true });
+  // Aborted once the watch sees the container terminated: ends a read the kubelet holds open.
+  const ended = new AbortController();
+  options.terminated?.then(
+    () => ended.abort(),
+    () => ended.abort(),
+  );
   let failures = 0;
   let requests = 0;
   try {
@@ -235,9 +252,20 @@ export async function followLog(options: FollowLogOptions): Promise<{ requests: 
     while (!options.signal.aborted) {
       terminatedAtStart = terminatedAtStart || options.isTerminated();
       requests++;
-      const outcome = await streamOnce(options, kubeConfig, position, controllerRef);
+      const outcome = await streamOnce(
+        options,
+        kubeConfig,
+        position,
+        terminatedAtStart ? options.signal : AbortSignal.any([options.signal, ended.signal]),
+      );
       if (options.signal.aborted) break;
       if (outcome.delivered > 0) failures = 0;
+      if (!terminatedAtStart && ended.signal.aborted) {
+        // The container ended while this read was open: one read from the resume point returns
+        // the rest at once (a container that has exited is read to the end of its file).
+        terminatedAtStart = true;
+        continue;
+      }
       if (outcome.error !== undefined) {
         const status = apiStatus(outcome.error);
         if (options.podGone() || status?.code === 404) break;
@@ -277,7 +305,7 @@ export async function followLog(options: FollowLogOptions): Promise<{ requests: 
       options.onRetry?.(`log stream of ${options.container} closed while it was running; resuming`);
     }
   } finally {
-    options.signal.removeEventListener("abort", onAbort);
+    ended.abort();
   }
   return { requests };
 }
