@@ -28,6 +28,8 @@ export interface RequestRecord {
   query: string;
   status: number;
   stream?: "watch" | "log" | "attach";
+  /** For a log stream: who ended it, the server (the log's end, a drop) or the client. */
+  endedBy?: "server" | "client";
 }
 
 export interface ForbidRule {
@@ -38,7 +40,8 @@ export interface ForbidRule {
 
 export interface Faults {
   dropWatch: Array<{ resource: string; afterEvents: number }>;
-  dropLog: Array<{ afterLines: number }>;
+  /** graceful: the stream ends as if complete (a proxy whose upstream broke), not cut. */
+  dropLog: Array<{ afterLines: number; graceful?: boolean }>;
   dropAttach: Array<{ afterBytes: number }>;
   /** Requests that are carried out, but whose answer is a 504 Timeout (the client cannot tell). */
   loseResponse: Array<{ method?: string; pathPattern: RegExp; times: number }>;
@@ -154,7 +157,11 @@ export class ApiServer {
 
   // ------------------------------------------------------------------ plumbing
 
-  private record(req: IncomingMessage, status: number, stream?: RequestRecord["stream"]): void {
+  private record(
+    req: IncomingMessage,
+    status: number,
+    stream?: RequestRecord["stream"],
+  ): RequestRecord {
     const u = new URL(req.url ?? "/", "https://x");
     const r: RequestRecord = {
       method: req.method ?? "GET",
@@ -164,6 +171,7 @@ export class ApiServer {
     };
     if (stream) r.stream = stream;
     this.requests.push(r);
+    return r;
   }
 
   private send(
@@ -893,7 +901,7 @@ export class ApiServer {
     let budget = q.get("limitBytes") !== null ? Number(q.get("limitBytes")) : Infinity;
     const dropIdx = this.faults.dropLog.length ? 0 : -1;
     const drop = dropIdx >= 0 ? this.faults.dropLog.splice(0, 1)[0] : undefined;
-    this.record(req, 200, "log");
+    const record = this.record(req, 200, "log");
     res.writeHead(200, {
       "Content-Type": "text/plain",
       "Cache-Control": "no-cache, private",
@@ -905,6 +913,7 @@ export class ApiServer {
     const end = (graceful = true) => {
       if (ended) return;
       ended = true;
+      record.endedBy ??= "server";
       log?.off("line", onLine);
       log?.off("end", end);
       this.streams.delete(end);
@@ -923,18 +932,23 @@ export class ApiServer {
       else if (drop && written >= drop.afterLines) cut();
     };
     // A dropped connection, as a real one drops: the socket goes away mid-stream (no final chunk).
-    const cut = () => end(false);
+    const cut = () => end(drop?.graceful ?? false);
     const onLine = (l: any) => write(l);
     this.streams.add(end);
     if (drop && drop.afterLines === 0) return cut();
     let lines = (log?.lines ?? []).filter((l) => l.t >= since);
     if (tail !== undefined) lines = tail === 0 ? [] : lines.slice(-tail);
     for (const l of lines) write(l);
-    if (!follow || !log || log.ended) return end();
+    // A container that has exited: the kubelet reads to the end of the file and stops.
+    if (!follow || !log || log.exited) return end();
     log.on("line", onLine);
     log.once("end", end);
-    req.on("close", end);
-    res.on("close", end);
+    const clientGone = () => {
+      if (!ended) record.endedBy = "client";
+      end();
+    };
+    req.on("close", clientGone);
+    res.on("close", clientGone);
   }
 
   // ------------------------------------------------------------------ pods/attach

@@ -9,6 +9,7 @@ import { ApiServer, type RequestRecord } from "./apiserver.js";
 import { Controllers } from "./controllers.js";
 import { defaultPod } from "./defaults.js";
 import { Kubelet, type ScenarioOverrides } from "./kubelet.js";
+import type { LogFidelityOptions } from "./log-replay.js";
 import { loadRecording } from "./recordings.js";
 import { Store } from "./store.js";
 import { makeServerTls } from "./tls.js";
@@ -22,6 +23,12 @@ export interface TestClusterOptions {
   timeScale?: number;
   /** websocket subprotocols the server accepts, default ["v5.channel.k8s.io","v4.channel.k8s.io"] */
   attachProtocols?: string[];
+  /**
+   * Logs as a node writes them (default): lines live while the container runs, stdout and stderr
+   * stamped separately (stamps can go backwards), the status lagging the log's end or, seeded, the
+   * other way round. `seed` varies the order.
+   */
+  logs?: LogFidelityOptions;
 }
 
 export interface TestCluster {
@@ -42,16 +49,14 @@ export interface TestCluster {
       user?: string;
     },
   ): void;
-  useScenario(
-    pick: string | ((job: any) => string),
-    overrides?: { digest?: string; buildLog?: string[] },
-  ): void;
+  useScenario(pick: string | ((job: any) => string), overrides?: ScenarioOverrides): void;
   objects(resource: "jobs" | "pods" | "secrets" | "events", namespace: string): any[];
   receivedContext(podName: string): string | undefined;
   podNames(namespace: string): string[];
   faults: {
     dropNextWatch(opts: { resource: "pods" | "jobs" | "events"; afterEvents: number }): void;
-    dropNextLog(opts: { afterLines: number }): void;
+    /** The next log stream drops after this many lines; `graceful`: it ends as if complete. */
+    dropNextLog(opts: { afterLines: number; graceful?: boolean }): void;
     /** The next context upload's connection drops after this many stdin bytes. */
     dropNextAttach(opts: { afterBytes: number }): void;
     failRequests(opts: {
@@ -81,7 +86,7 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
   const store = new Store();
   let pick: string | ((job: any) => string) = "kaniko-success-cold";
   let overrides: ScenarioOverrides = {};
-  const kubelet = new Kubelet(store, { timeScale });
+  const kubelet = new Kubelet(store, { timeScale, logs: opts.logs });
   const controllers = new Controllers(store, kubelet, {
     timeScale,
     minor,

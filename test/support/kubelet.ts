@@ -3,57 +3,37 @@
  * recorded delays × timeScale, waiting for the client where a real kubelet would (the stdin receiver).
  */
 import { createHash, randomBytes } from "node:crypto";
-import { EventEmitter } from "node:events";
 import { eventName, involvedOf, recordEvent } from "./events.js";
 import { Receiver } from "./receiver.js";
 import { loadRecording, type Recording } from "./recordings.js";
+import {
+  ContainerLog,
+  formatNano,
+  LogFidelity,
+  retimeBuildLog,
+  type Item,
+  type LogFidelityOptions,
+  type TimedLine,
+} from "./log-replay.js";
 import type { Store, StoreEvent } from "./store.js";
 import { nowIso } from "./store.js";
 
 export interface ScenarioOverrides {
   digest?: string;
   buildLog?: string[];
+  /** The build log as a timeline (e.g. a long silent step); the status follows its last line. */
+  buildLogTimeline?: TimedLine[];
 }
 
-export interface LiveLine {
-  t: number;
-  stamp: string;
-  text: string;
-}
-
-export class ContainerLog extends EventEmitter {
-  readonly lines: LiveLine[] = [];
-  ended = false;
-  push(l: LiveLine): void {
-    if (this.ended) return;
-    // A container's log timestamps never go backwards on a real node. Replayed times are scaled to
-    // whole milliseconds with the recording's sub-millisecond digits kept, which can reorder lines
-    // within a millisecond: keep the stamps strictly increasing, as the kubelet's are.
-    const previous = this.lines.at(-1);
-    if (previous && stampNanos(l.stamp) <= stampNanos(previous.stamp)) {
-      const nanos = stampNanos(previous.stamp) + 1n;
-      const ms = Number(nanos / 1_000_000n);
-      l = {
-        ...l,
-        t: Math.max(l.t, ms),
-        stamp: formatNano(ms, String(nanos % 1_000_000n).padStart(6, "0")),
-      };
-    }
-    this.lines.push(l);
-    this.emit("line", l);
-  }
-  end(): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.emit("end");
-  }
-}
+export { ContainerLog, formatNano, type LiveLine } from "./log-replay.js";
 
 interface PodRuntime {
   ns: string;
   name: string;
   uid: string;
   logs: Map<string, ContainerLog>;
+  /** The pod's place in the order pods started (seeds its log replay). */
+  index: number;
   receiver?: Receiver;
   receiverContainer?: string;
   stopped: boolean;
@@ -65,30 +45,7 @@ interface PodRuntime {
   containersRemoved: boolean;
 }
 
-type Item =
-  | { t: number; order: number; kind: "pod"; object: any }
-  | { t: number; order: number; kind: "event"; type: string; object: any }
-  | {
-      t: number;
-      order: number;
-      kind: "log";
-      container: string;
-      subMs: string;
-      text: string;
-      done?: boolean;
-    };
-
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/;
-
-function stampNanos(stamp: string): bigint {
-  const match = /^(.*)\.(\d{9})Z$/.exec(stamp);
-  if (!match) return BigInt(Date.parse(stamp)) * 1_000_000n;
-  return BigInt(Date.parse(`${match[1]}Z`)) * 1_000_000n + BigInt(match[2]);
-}
-
-export function formatNano(ms: number, subMs = "000000"): string {
-  return new Date(ms).toISOString().replace(/\.(\d{3})Z$/, `.$1${subMs}Z`);
-}
 
 function escapeRe(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
@@ -168,6 +125,8 @@ class Mapper {
 export interface KubeletOptions {
   timeScale: number;
   nodeName?: string;
+  /** How logs are stamped and ended (as a node does; see log-replay.ts). */
+  logs?: LogFidelityOptions;
 }
 
 export class Kubelet {
@@ -176,11 +135,13 @@ export class Kubelet {
   private readonly receivers: Receiver[] = [];
   private closed = false;
   private readonly unsubscribe: () => void;
+  private readonly logFidelity: LogFidelity;
 
   constructor(
     private readonly store: Store,
     private readonly opts: KubeletOptions,
   ) {
+    this.logFidelity = new LogFidelity(opts.logs);
     this.unsubscribe = store.subscribe((e) => this.onStoreEvent(e));
   }
 
@@ -211,6 +172,7 @@ export class Kubelet {
       name: pod.metadata.name,
       uid: pod.metadata.uid,
       logs: new Map(),
+      index: this.logFidelity.nextPod(),
       stopped: false,
       killing: false,
       wake: new Set(),
@@ -218,7 +180,7 @@ export class Kubelet {
       containersRemoved: false,
     };
     for (const c of [...(pod.spec.initContainers ?? []), ...pod.spec.containers])
-      rt.logs.set(c.name, new ContainerLog());
+      rt.logs.set(c.name, this.logFidelity.containerLog(rt.index, c.name));
     this.pods.set(rt.uid, rt);
     void this.run(rt, pod, job, scenario, overrides).catch((err) =>
       console.error("test-server kubelet failed", err),
@@ -305,8 +267,13 @@ export class Kubelet {
           });
       }
     }
-    const rank = { pod: 0, event: 1, log: 2 } as const;
-    return out.sort((a, b) => a.t - b.t || rank[a.kind] - rank[b.kind] || a.order - b.order);
+    const build = liveName(recMain[0]);
+    const timed =
+      overrides.buildLogTimeline && build
+        ? retimeBuildLog(out, build, overrides.buildLogTimeline)
+        : out;
+    const rank = { pod: 0, event: 1, log: 2, "log-end": 3 } as const;
+    return timed.sort((a, b) => a.t - b.t || rank[a.kind] - rank[b.kind] || a.order - b.order);
   }
 
   private async run(
@@ -325,7 +292,10 @@ export class Kubelet {
     const gate = hasInit && rec.gateIdx >= 0 ? rec.pods[rec.gateIdx]! : undefined;
     const eventNames = new Map<string, string>();
     const m1 = new Mapper(rec, live, Date.now(), rec.t0, this.opts.timeScale, ids);
-    const first = this.items(rec, rec.t0, gate ? gate.t : Infinity, true, pod, overrides);
+    const first = this.logFidelity.live(
+      this.items(rec, rec.t0, gate ? gate.t : Infinity, true, pod, overrides),
+      rt.index,
+    );
     if (!(await this.play(rt, first, m1, pod, overrides, eventNames, gate))) return;
     if (!gate) return;
     // The receiver runs: wait for the client's upload (a real kubelet waits on the container's stdin).
@@ -346,7 +316,10 @@ export class Kubelet {
     const m2 = new Mapper(cont, live, Date.now(), cgate.t, this.opts.timeScale, ids);
     const eventNames2 = cont === rec ? eventNames : new Map<string, string>();
     if (cont !== rec) for (const [k, v] of eventNames) eventNames2.set(k, v);
-    const rest = this.items(cont, cgate.t, Infinity, false, pod, overrides);
+    const rest = this.logFidelity.live(
+      this.items(cont, cgate.t, Infinity, false, pod, overrides),
+      rt.index,
+    );
     await this.play(rt, rest, m2, pod, overrides, eventNames2, undefined);
   }
 
@@ -361,14 +334,18 @@ export class Kubelet {
     gate: { object: any } | undefined,
   ): Promise<boolean> {
     for (const it of items) {
-      if (it.kind === "log" && it.done) continue;
+      if ((it.kind === "log" || it.kind === "log-end") && it.done) continue;
       await this.sleepUntil(rt, m.time(it.t));
       if (rt.stopped || rt.killing || this.closed) return false;
       if (it.kind === "pod") {
         this.applyPod(rt, it.object, m, pod, overrides, items);
         if (gate && it.object === gate.object) this.startReceiver(rt, pod);
       } else if (it.kind === "event") this.applyEvent(rt, it.type, it.object, m, eventNames);
-      else {
+      else if (it.kind === "log-end") {
+        if (it.what === "exit") rt.logs.get(it.container)?.exit();
+        else rt.logs.get(it.container)?.end();
+        it.done = true;
+      } else {
         rt.logs
           .get(it.container)
           ?.push({ t: m.time(it.t), stamp: formatNano(m.time(it.t), it.subMs), text: it.text });
@@ -437,7 +414,8 @@ export class Kubelet {
       if (recObj.spec?.nodeName && !p.spec.nodeName)
         p.spec.nodeName = this.opts.nodeName ?? recObj.spec.nodeName;
     });
-    // Containers that terminated: their logs are complete.
+    // Containers that terminated: their logs are complete (unless the replay ends them itself,
+    // at the container's exit).
     for (const s of [
       ...(status.initContainerStatuses ?? []),
       ...(status.containerStatuses ?? []),
@@ -445,6 +423,13 @@ export class Kubelet {
       if (!s.state?.terminated) continue;
       const log = rt.logs.get(s.name);
       if (!log || log.ended) continue;
+      if (
+        items.some(
+          (it) =>
+            it.kind === "log-end" && it.what === "streams" && it.container === s.name && !it.done,
+        )
+      )
+        continue;
       for (const it of items) {
         if (it.kind === "log" && it.container === s.name && !it.done) {
           log.push({ t: m.time(it.t), stamp: formatNano(m.time(it.t), it.subMs), text: it.text });

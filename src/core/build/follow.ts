@@ -118,7 +118,7 @@ async function followBuilder(
     if (tracker.deleting && !tracker.started(BUILD_CONTAINER)) await failFromPod(run);
     // Pending problems are over once the builder runs: the events have nothing more to say.
     podEvents.stop();
-    await followLog({
+    const { requests } = await followLog({
       kubeConfig: run.connection.kubeConfig,
       namespace: run.namespace,
       pod: tracker.pod?.metadata?.name ?? "",
@@ -138,9 +138,14 @@ async function followBuilder(
       // A pod the node ended (an eviction) has no log left to read: pods/log answers 400
       // "unable to retrieve container logs …", which must not be retried nor shown.
       podGone: () => tracker.gone || tracker.failure !== undefined,
+      terminated: tracker.until(() => Boolean(tracker.terminated(BUILD_CONTAINER)) || tracker.gone),
       signal: run.abort.signal,
       onRetry: (message) => reporter.debug(message),
+      onGiveUp: (message) => reporter.warn(message),
+      streamTimeoutMs: run.options.logStreamTimeoutMs,
+      retryDelayMs: run.options.logRetryDelayMs,
     });
+    reporter.debug(`log of ${BUILD_CONTAINER} read in ${requests} request(s)`);
     await tracker.until(() => Boolean(tracker.terminated(BUILD_CONTAINER)) || tracker.deleting);
     if (!tracker.terminated(BUILD_CONTAINER)) {
       // A pod being deleted (the deadline) still reports how its builder ended: wait for it briefly.

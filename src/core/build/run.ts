@@ -34,6 +34,13 @@ export interface BuildOptions {
    * watch normally reports the end, but a Job whose pod was never created has none to report.
    */
   deadlineSlackMs?: number;
+  /**
+   * How long a log stream may stay silent before the HTTP client ends it (the follower then
+   * resumes it). Default: undici's own body timeout, 300 s. Tests scale it down.
+   */
+  logStreamTimeoutMs?: number;
+  /** First pause before a failed log read is retried (default 200 ms; tests scale it down). */
+  logRetryDelayMs?: number;
 }
 
 /** How long each phase took, in milliseconds. */
