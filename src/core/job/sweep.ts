@@ -91,27 +91,20 @@ export async function sweepBuildObjects(
     "runId" in selection ||
     (created !== undefined && created.getTime() < selection.createdBefore.getTime());
 
-  const [secrets, jobs] = await Promise.all([
-    listAll(
-      (cont) =>
-        clients.core.listNamespacedSecret({
-          namespace,
-          labelSelector,
-          _continue: cont,
-          limit: 500,
-        }),
-      retry,
-    ).catch((error: unknown) => {
-      throw apiFailure(error, `list the Secrets in ${namespace}`);
-    }),
-    listAll(
-      (cont) =>
-        clients.batch.listNamespacedJob({ namespace, labelSelector, _continue: cont, limit: 500 }),
-      retry,
-    ).catch((error: unknown) => {
-      throw apiFailure(error, `list the Jobs in ${namespace}`);
-    }),
-  ]);
+  const secrets = await listAll(
+    (cont) =>
+      clients.core.listNamespacedSecret({ namespace, labelSelector, _continue: cont, limit: 500 }),
+    retry,
+  ).catch((error: unknown) => {
+    throw apiFailure(error, `list the Secrets in ${namespace}`);
+  });
+  const jobs = await listAll(
+    (cont) =>
+      clients.batch.listNamespacedJob({ namespace, labelSelector, _continue: cont, limit: 500 }),
+    retry,
+  ).catch((error: unknown) => {
+    throw apiFailure(error, `list the Jobs in ${namespace}`);
+  });
 
   const result: SweepResult = { deleted: [], failed: 0 };
   const remove = async (object: SweptObject, call: () => Promise<unknown>): Promise<void> => {
