@@ -400,6 +400,20 @@ describe("cleanup of a run", () => {
     ]);
   });
 
+  test("in a cancelled GitLab job whose token was revoked, the 401 comes with the way out", async () => {
+    const { code, stdout, stderr } = await cleanupInProcess([], {
+      GITLAB_CI: "true",
+      CI_JOB_ID: "78",
+      CI_JOB_STATUS: "canceled",
+      KIB_KUBECONFIG: cluster.kubeconfig({ token: "revoked-job-token" }),
+    });
+    expect([code, stdout]).toEqual([1, ""]);
+    expect(stderr.trimEnd().split("\n")).toEqual([
+      "error: could not list the Secrets in ci-builds: the API server rejected the credentials (401 Unauthorized); check the kubeconfig's user",
+      "note: GitLab revokes a cancelled job's CI_JOB_TOKEN before after_script runs (gitlab-org/gitlab#473376), and the GitLab agent's kubeconfig authenticates with it; a scheduled `k8s-image-build cleanup --older-than <duration>` removes what is left",
+    ]);
+  });
+
   test("an argument it does not take is one line", async () => {
     const { code, stderr } = await cleanupInProcess(["everything"], {});
     expect(code).toBe(1);
