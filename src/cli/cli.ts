@@ -1,6 +1,7 @@
 /**
  * `k8s-image-build build [flags]`: every action input as a flag (`--tags`) and as an environment
  * variable (`KIB_TAGS`); flags win. Used by the GitLab component and by people.
+ * `k8s-image-build cleanup` (what a killed build left) is ./cleanup.ts.
  */
 import { rmSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
