@@ -1,8 +1,9 @@
 /**
  * `k8s-image-build build [flags]`: every action input as a flag (`--tags`) and as an environment
  * variable (`KIB_TAGS`); flags win. Used by the GitLab component and by people.
+ * `k8s-image-build cleanup` (what a killed build left) is ./cleanup.ts.
  */
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { build, renderBuildManifests } from "../core/build.js";
 import { BuildFailure, InputError, isUserFacing } from "../core/errors.js";
@@ -15,6 +16,8 @@ import { applyMergeRequestPreview, withGitLabRegistryDefault } from "./gitlab.js
 import { INPUT_DOCS } from "./input-docs.generated.js";
 import { clusterEnvironment } from "../environment.js";
 import { createCliReporter } from "./reporter.js";
+import { cleanupCommand } from "./cleanup.js";
+import { runIdOf } from "./run-id.js";
 
 /** Inputs given as switches: `--dry-run`, `--no-push`. */
 export const BOOLEAN_INPUTS: ReadonlySet<string> = new Set([
@@ -74,6 +77,7 @@ export interface CliIo {
 export function helpText(): string {
   const lines = [
     "Usage: k8s-image-build build [flags]",
+    "       k8s-image-build cleanup [--older-than <duration>] [flags]  (see cleanup --help)",
     "",
     "Builds a container image in a Kubernetes cluster and prints the pushed digest.",
     "Every flag can also be set as an environment variable (KIB_<NAME>, e.g. KIB_TAGS); flags win.",
@@ -88,6 +92,7 @@ export function helpText(): string {
   }
   lines.push(
     `  ${"--dotenv <file>".padEnd(34)} Write IMAGE_DIGEST, IMAGE_REF and IMAGE_TAGS to this dotenv file.  [KIB_DOTENV]`,
+    `  ${"--state-file <file>".padEnd(34)} Write the run id to this file before anything is created in the cluster, and remove it once the build has deleted what it created (the GitLab template runs cleanup only when it is left).  [KIB_STATE_FILE]`,
     `  ${"--verbose".padEnd(34)} Print debug lines.`,
     `  ${"--help".padEnd(34)} Print this help.`,
   );
@@ -99,6 +104,8 @@ export interface ParsedCommandLine {
   /** `--preview` / KIB_PREVIEW: merge-request preview tags (./gitlab.ts). */
   preview: boolean;
   dotenv?: string;
+  /** `--state-file`: exists from just before the first create until the build's own cleanup. */
+  stateFile?: string;
   verbose: boolean;
   help: boolean;
 }
@@ -107,6 +114,7 @@ export interface ParsedCommandLine {
 export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): ParsedCommandLine {
   const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {
     dotenv: { type: "string" },
+    "state-file": { type: "string" },
     verbose: { type: "boolean" },
     help: { type: "boolean" },
   };
@@ -161,10 +169,15 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Parsed
     }
   }
   const dotenv = typeof values.dotenv === "string" ? values.dotenv : env.KIB_DOTENV || undefined;
-  return { raw, preview, dotenv, verbose: Boolean(values.verbose), help: false };
+  const stateFile =
+    typeof values["state-file"] === "string"
+      ? values["state-file"]
+      : env.KIB_STATE_FILE || undefined;
+  return { raw, preview, dotenv, stateFile, verbose: Boolean(values.verbose), help: false };
 }
 
 export async function cli(io: CliIo): Promise<number> {
+  if (io.argv[0] === "cleanup") return cleanupCommand(io);
   const gitlab = io.env.GITLAB_CI === "true";
   let verbose = false;
   const reporter = createCliReporter({ gitlab, verbose: () => verbose, out: io.stderr });
@@ -194,18 +207,22 @@ export async function cli(io: CliIo): Promise<number> {
     const environment = clusterEnvironment(io.env, io.cwd);
     const spec = parseBuildSpec(raw, environment);
     for (const value of secretsOf(spec)) reporter.mask(value);
-    const runId = io.env.CI_JOB_ID
-      ? `gitlab-${io.env.CI_JOB_ID}`
-      : io.env.GITHUB_RUN_ID
-        ? `${io.env.GITHUB_RUN_ID}`
-        : "local";
+    const runId = runIdOf(io.env);
     if (spec.dryRun) {
       // stdout is the YAML alone, like kubectl's dry run: `--dry-run > job.yaml` gives a clean file.
       io.stdout.write(manifestsToYaml(renderBuildManifests(spec, runId), { redactSecrets: true }));
       if (command.dotenv) reporter.warn(`dry run: ${command.dotenv} was not written`);
       return 0;
     }
-    const result = await build(spec, { reporter, runId, signal: io.signal });
+    const stateFile = command.stateFile;
+    const result = await build(spec, {
+      reporter,
+      runId,
+      signal: io.signal,
+      // Written before the first create, so a kill at any later moment leaves it for cleanup.
+      onSubmitting: stateFile ? () => writeFileSync(stateFile, `${runId}\n`) : undefined,
+      onCleanedUp: stateFile ? () => rmSync(stateFile, { force: true }) : undefined,
+    });
     if (command.dotenv) {
       const report = dotenvOf(result);
       writeFileSync(command.dotenv, report.text);

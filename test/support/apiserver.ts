@@ -43,6 +43,19 @@ export interface Faults {
   /** graceful: the stream ends as if complete (a proxy whose upstream broke), not cut. */
   dropLog: Array<{ afterLines: number; graceful?: boolean }>;
   dropAttach: Array<{ afterBytes: number }>;
+  /**
+   * The next context upload's connection stalls after this many stdin bytes: the server reads no
+   * more and never answers, whatever happens to the pod (a connection black-holed between the
+   * API server and the node).
+   */
+  stallAttach: Array<{ afterBytes: number; onStalled: () => void }>;
+  /** The next log stream sends what the container has logged so far, then nothing, and never ends. */
+  stallLog: Array<{ onStalled: () => void }>;
+  /**
+   * Matching requests are held unanswered and never carried out, as if the client had not sent
+   * them yet; for killing the client at an exact point.
+   */
+  hold: Array<{ method?: string; pathPattern: RegExp; onHeld: () => void }>;
   /** Requests that are carried out, but whose answer is a 504 Timeout (the client cannot tell). */
   loseResponse: Array<{ method?: string; pathPattern: RegExp; times: number }>;
   fail: Array<{
@@ -110,6 +123,9 @@ export class ApiServer {
     dropWatch: [],
     dropLog: [],
     dropAttach: [],
+    stallAttach: [],
+    stallLog: [],
+    hold: [],
     loseResponse: [],
     fail: [],
   };
@@ -299,6 +315,15 @@ export class ApiServer {
         });
       }
       const who = this.authenticate(req);
+      const held = this.faults.hold.findIndex(
+        (x) =>
+          (!x.method || x.method.toUpperCase() === req.method) && x.pathPattern.test(u.pathname),
+      );
+      if (held >= 0) {
+        // Never answered, never carried out; the connection goes when the client does.
+        this.faults.hold.splice(held, 1)[0]!.onHeld();
+        return;
+      }
       const fault = this.injectedFault(req, u.pathname);
       if (fault) throw fault;
       const lose = this.faults.loseResponse.find(
@@ -901,6 +926,7 @@ export class ApiServer {
     let budget = q.get("limitBytes") !== null ? Number(q.get("limitBytes")) : Infinity;
     const dropIdx = this.faults.dropLog.length ? 0 : -1;
     const drop = dropIdx >= 0 ? this.faults.dropLog.splice(0, 1)[0] : undefined;
+    const stall = follow ? this.faults.stallLog.shift() : undefined;
     const record = this.record(req, 200, "log");
     res.writeHead(200, {
       "Content-Type": "text/plain",
@@ -939,6 +965,12 @@ export class ApiServer {
     let lines = (log?.lines ?? []).filter((l) => l.t >= since);
     if (tail !== undefined) lines = tail === 0 ? [] : lines.slice(-tail);
     for (const l of lines) write(l);
+    if (stall) {
+      // Open and silent from here on, even after the container ends.
+      req.on("close", end);
+      stall.onStalled();
+      return;
+    }
     // A container that has exited: the kubelet reads to the end of the file and stops.
     if (!follow || !log || log.exited) return end();
     log.on("line", onLine);
@@ -1058,6 +1090,8 @@ export class ApiServer {
     if (feeds) receiver!.claimed = true;
     // A connection that drops mid-upload: the receiver's tar sees its input end early.
     const drop = feeds ? this.faults.dropAttach.shift() : undefined;
+    const stall = feeds && !drop ? this.faults.stallAttach.shift() : undefined;
+    let stalled = false;
     let received = 0;
     const v5 = ws.protocol === "v5.channel.k8s.io";
     const sock = (ws as any)._socket as Duplex | undefined;
@@ -1068,7 +1102,8 @@ export class ApiServer {
       if (!feeds) return;
       receiver!.end();
       const code = await receiver!.exit;
-      if (ws.readyState !== ws.OPEN) return;
+      // A stalled connection tells the client nothing, not even how the receiver ended.
+      if (stalled || ws.readyState !== ws.OPEN) return;
       if (code !== 0) {
         for (const l of loadRecording("kaniko-upload-truncated").logs.context ?? [])
           ws.send(Buffer.concat([Buffer.from([2]), Buffer.from(l.text + "\n")]));
@@ -1096,6 +1131,14 @@ export class ApiServer {
         return;
       }
       if (ch === 0 && feeds && !finished) {
+        if (stalled) return;
+        if (stall && received + payload.length > stall.afterBytes) {
+          receiver!.write(payload.subarray(0, Math.max(0, stall.afterBytes - received)), () => {});
+          stalled = true;
+          sock?.pause();
+          stall.onStalled();
+          return;
+        }
         if (drop && received + payload.length > drop.afterBytes) {
           receiver!.write(payload.subarray(0, Math.max(0, drop.afterBytes - received)), () => {});
           sock?.destroy();
@@ -1104,11 +1147,12 @@ export class ApiServer {
         }
         received += payload.length;
         // Real backpressure: a full pipe into tar stops reading the client's socket.
-        if (!receiver!.write(payload, () => sock?.resume())) sock?.pause();
+        if (!receiver!.write(payload, () => !stalled && sock?.resume())) sock?.pause();
       }
     });
     ws.on("close", () => void finish());
     ws.on("error", () => void finish());
+
     if (!feeds) {
       // Without a stdin to feed, the stream ends when the container does.
       const log = rt?.logs.get(container);

@@ -11,7 +11,7 @@ import { defaultPod } from "./defaults.js";
 import { Kubelet, type ScenarioOverrides } from "./kubelet.js";
 import type { LogFidelityOptions } from "./log-replay.js";
 import { loadRecording } from "./recordings.js";
-import { Store } from "./store.js";
+import { nowIso, Store } from "./store.js";
 import { makeServerTls } from "./tls.js";
 
 export { scenarioNames } from "./recordings.js";
@@ -51,6 +51,8 @@ export interface TestCluster {
   ): void;
   useScenario(pick: string | ((job: any) => string), overrides?: ScenarioOverrides): void;
   objects(resource: "jobs" | "pods" | "secrets" | "events", namespace: string): any[];
+  /** Moves an object's creationTimestamp this many seconds back (time passing, scaled down). */
+  age(resource: "jobs" | "secrets", namespace: string, name: string, seconds: number): void;
   receivedContext(podName: string): string | undefined;
   podNames(namespace: string): string[];
   faults: {
@@ -59,6 +61,21 @@ export interface TestCluster {
     dropNextLog(opts: { afterLines: number; graceful?: boolean }): void;
     /** The next context upload's connection drops after this many stdin bytes. */
     dropNextAttach(opts: { afterBytes: number }): void;
+    /**
+     * The next context upload's connection stalls after this many stdin bytes and stays open,
+     * silent, whatever happens to the pod; resolves once it has stalled.
+     */
+    stallNextAttach(opts: { afterBytes: number }): Promise<void>;
+    /**
+     * The next followed log stream sends what was logged so far, then stays open and silent, even
+     * after the container ends; resolves once it is open.
+     */
+    stallNextLog(): Promise<void>;
+    /**
+     * The next request matching is held: never answered and never carried out, as if the client
+     * had not sent it yet. Resolves when it arrives (to kill the client at that exact point).
+     */
+    holdNextRequest(opts: { method?: string; pathPattern: RegExp }): Promise<void>;
     failRequests(opts: {
       method?: string;
       pathPattern: RegExp;
@@ -169,6 +186,13 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
     objects(resource, namespace) {
       return store.list(resource, namespace);
     },
+    age(resource, namespace, name, seconds) {
+      store.mutate(resource, namespace, name, (o) => {
+        o.metadata.creationTimestamp = nowIso(
+          Date.parse(o.metadata.creationTimestamp) - seconds * 1000,
+        );
+      });
+    },
     receivedContext(podName) {
       return kubelet.receivedContext(podName);
     },
@@ -184,6 +208,15 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
       },
       dropNextAttach(o) {
         api.faults.dropAttach.push({ ...o });
+      },
+      stallNextAttach(o) {
+        return new Promise((onStalled) => api.faults.stallAttach.push({ ...o, onStalled }));
+      },
+      stallNextLog() {
+        return new Promise((onStalled) => api.faults.stallLog.push({ onStalled }));
+      },
+      holdNextRequest(o) {
+        return new Promise((onHeld) => api.faults.hold.push({ ...o, onHeld }));
       },
       failRequests(o) {
         api.faults.fail.push({ ...o });

@@ -17,7 +17,10 @@ export async function cleanUp(run: BuildRun): Promise<void> {
       reporter.info(`Kept Job ${created.job} in ${namespace} (keep-job); its TTL removes it later`);
     return;
   }
-  if (!created.job && created.secrets.length === 0) return;
+  if (!created.job && created.secrets.length === 0) {
+    run.options.onCleanedUp?.(created);
+    return;
+  }
   const { deleted, complete } = await deleteBuildObjects(run.clients, created, {
     timeoutMs: run.options.cleanupTimeoutMs,
     onWarning: (message) => reporter.warn(message),

@@ -15,8 +15,22 @@ import { formatBytes } from "./format.js";
 import { LOG_TAIL_LINES, type BuildRun } from "./run.js";
 import { watchEvents } from "./watches.js";
 
-/** The builder container's final state; rejects with the cause when the pod ends without one. */
+/**
+ * The builder container's final state; rejects with the cause when the pod ends without one. An
+ * upload or log stream ended by the Job's deadline rejects with the deadline's failure.
+ */
 export async function runAndFollow(run: BuildRun): Promise<V1ContainerStateTerminated> {
+  try {
+    return await runThenFollow(run);
+  } catch (error) {
+    const { signal } = run.streams;
+    if (signal.aborted && !run.abort.signal.aborted && signal.reason instanceof BuildFailure)
+      throw signal.reason;
+    throw error;
+  }
+}
+
+async function runThenFollow(run: BuildRun): Promise<V1ContainerStateTerminated> {
   const scheduleStarted = performance.now();
   const podEvents = await waitForStart(run);
   run.timings.scheduleMs = performance.now() - scheduleStarted;
@@ -76,7 +90,7 @@ async function sendContext(run: BuildRun, contextPlan: ContextPlan): Promise<voi
           },
         }),
       {
-        signal: run.abort.signal,
+        signal: run.streams.signal,
         onProgress: (sentBytes, elapsedMs) =>
           reporter.upload({ files, bytes, sentBytes, elapsedMs, done: false }),
       },
@@ -139,7 +153,7 @@ async function followBuilder(
       // "unable to retrieve container logs …", which must not be retried nor shown.
       podGone: () => tracker.gone || tracker.failure !== undefined,
       terminated: tracker.until(() => Boolean(tracker.terminated(BUILD_CONTAINER)) || tracker.gone),
-      signal: run.abort.signal,
+      signal: run.streams.signal,
       onRetry: (message) => reporter.debug(message),
       onGiveUp: (message) => reporter.warn(message),
       streamTimeoutMs: run.options.logStreamTimeoutMs,

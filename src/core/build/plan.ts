@@ -39,6 +39,8 @@ export async function planBuild(spec: BuildSpec, options: BuildOptions): Promise
   const namespace = spec.namespace ?? connection.contextNamespace;
   const identity = options.identity ?? newBuildIdentity(options.runId);
   const abort = new AbortController();
+  const streams = new AbortController();
+  abort.signal.addEventListener("abort", () => streams.abort(abort.signal.reason), { once: true });
 
   const run: BuildRun = {
     spec,
@@ -52,6 +54,7 @@ export async function planBuild(spec: BuildSpec, options: BuildOptions): Promise
     namespace,
     identity,
     abort,
+    streams,
     retry: { signal: abort.signal, onRetry: (message: string) => reporter.warn(message) },
     created: { namespace, secrets: [] },
     timings: { submitMs: 0, scheduleMs: 0, uploadMs: 0, buildMs: 0 },

@@ -19,6 +19,11 @@ export interface BuildOptions {
   runId: string;
   /** Aborting cancels the build; what was created is deleted before build() rejects. */
   signal?: AbortSignal;
+  /**
+   * Called once, just before the first object is created: from here on a killed process may leave
+   * objects behind for a later cleanup (found by the run id label).
+   */
+  onSubmitting?(): void;
   /** Called once the objects exist, so an adapter can save them for a later cleanup step. */
   onSubmitted?(objects: CreatedObjects): void;
   /** Called after the build's own cleanup ran (the saved state can be dropped). */
@@ -67,6 +72,12 @@ export interface BuildRun {
   readonly identity: BuildIdentity;
   /** Aborted by the caller's signal: cancels every request and stream of this build. */
   readonly abort: AbortController;
+  /**
+   * Aborted by the caller's signal or by the Job's deadline (with the deadline's failure as its
+   * reason): ends the context upload and the log follow in flight, which no pod event may end
+   * when their connection stalls.
+   */
+  readonly streams: AbortController;
   readonly retry: RetryOptions;
   readonly created: CreatedObjects;
   readonly timings: PhaseTimings;

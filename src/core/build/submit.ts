@@ -29,6 +29,7 @@ export async function submitBuild(run: BuildRun): Promise<void> {
   const manifests = renderManifests({ ...spec, namespace }, run.identity, env);
 
   await reporter.group("Submit", async () => {
+    options.onSubmitting?.();
     run.submitted = await submitManifests(manifests, {
       clients,
       namespace,
@@ -79,20 +80,24 @@ async function serverMinorVersion(
   return Number.isFinite(minor) ? minor : undefined;
 }
 
-/** Past the Job's deadline (plus slack), the Job itself is asked why; a pod watch normally says first. */
+/**
+ * Past the Job's deadline (plus slack), the Job itself is asked why (a pod watch normally says
+ * first), and the upload or log stream still in flight is ended with that failure.
+ */
 function armDeadline(run: BuildRun): void {
   const { spec, tracker } = run;
   run.deadlineTimer = setTimeout(
     () => {
-      void jobFailure(run).then((failure) =>
-        tracker.fail(
+      void jobFailure(run).then((failure) => {
+        const reason =
           failure ??
-            new BuildFailure(
-              "deadline-exceeded",
-              `the build did not finish within its timeout of ${formatDuration(spec.timeoutSeconds)}`,
-            ),
-        ),
-      );
+          new BuildFailure(
+            "deadline-exceeded",
+            `the build did not finish within its timeout of ${formatDuration(spec.timeoutSeconds)}`,
+          );
+        tracker.fail(reason);
+        run.streams.abort(tracker.failure ?? reason);
+      });
     },
     spec.timeoutSeconds * 1000 + (run.options.deadlineSlackMs ?? 15_000),
   );

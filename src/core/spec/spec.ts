@@ -757,14 +757,19 @@ function parseBuilder(raw: RawInputs): BuilderName {
 
 /** Every input → one BuildSpec, or an InputError naming the first bad input. */
 /**
- * Only what reaching the cluster needs (kubeconfig, kube-context) and keep-job: for a cleanup step,
- * which must work even when the context or a secret file is already gone.
+ * Only what reaching the cluster needs (kubeconfig, kube-context, namespace) and keep-job: for a
+ * cleanup step, which must work even when the context or a secret file is already gone.
  */
 export function parseClusterInputs(
   raw: RawInputs,
   env: ParseEnvironment,
-): { cluster: ClusterSource; keepJob: boolean } {
-  return { cluster: clusterSource(raw, env), keepJob: bool(raw, "keep-job", false) };
+): { cluster: ClusterSource; keepJob: boolean; namespace?: string } {
+  const namespace = parseNamespace(raw);
+  return {
+    cluster: clusterSource(raw, env),
+    keepJob: bool(raw, "keep-job", false),
+    ...(namespace !== undefined ? { namespace } : {}),
+  };
 }
 
 function clusterSource(raw: RawInputs, env: ParseEnvironment): ClusterSource {
