@@ -8,6 +8,9 @@ import tarStream from "tar-stream";
 import type { ContextEntry, ContextPlan } from "./plan.js";
 import { InputError, messageOf } from "../errors.js";
 
+/** A file that became a symlink after the walk is not followed (it would be read from outside). */
+const READ_NOFOLLOW = fsc.O_RDONLY | fsc.O_NOFOLLOW;
+
 /** Files up to this size are read whole (and a few ahead); larger ones are streamed. */
 const SMALL_FILE = 512 * 1024;
 const PREFETCH_FILES = 16;
@@ -127,7 +130,10 @@ export function tarContext(
       const e = plan.entries[prefetchNext];
       if (e.type === "file" && !isSmall(e)) break; // a large file is streamed in turn
       if (isSmall(e)) {
-        const p = readFile(path.join(plan.dir, e.path), { signal: abort.signal });
+        const p = readFile(path.join(plan.dir, e.path), {
+          signal: abort.signal,
+          flag: READ_NOFOLLOW,
+        });
         p.catch(() => {}); // observed when its turn comes
         prefetched.set(prefetchNext, p);
         prefetchBytes += e.size;
@@ -149,6 +155,7 @@ export function tarContext(
     });
     finished.catch(() => {});
     const rs = createReadStream(path.join(plan.dir, e.path), {
+      flags: READ_NOFOLLOW,
       start: 0,
       end: Math.max(0, e.size - 1),
       highWaterMark: 256 * 1024,
@@ -200,7 +207,7 @@ export function tarContext(
         const pending = prefetched.get(i);
         prefetched.delete(i);
         let body = await (pending ??
-          readFile(path.join(plan.dir, e.path), { signal: abort.signal }));
+          readFile(path.join(plan.dir, e.path), { signal: abort.signal, flag: READ_NOFOLLOW }));
         prefetchBytes -= pending ? e.size : 0;
         if (stopped) return;
         if (body.length < e.size) throw new ChangedError(e.path);
