@@ -1,6 +1,6 @@
 /** The gzip tar stream of a planned build context: streamed, never the whole context in memory. */
-import { constants as fsc, createReadStream, type ReadStream } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { constants as fsc, type ReadStream } from "node:fs";
+import { open, readFile } from "node:fs/promises";
 import path from "node:path";
 import { Transform, type Readable } from "node:stream";
 import { createGzip } from "node:zlib";
@@ -154,8 +154,8 @@ export function tarContext(
       });
     });
     finished.catch(() => {});
-    const rs = createReadStream(path.join(plan.dir, e.path), {
-      flags: READ_NOFOLLOW,
+    const handle = await open(path.join(plan.dir, e.path), READ_NOFOLLOW);
+    const rs = handle.createReadStream({
       start: 0,
       end: Math.max(0, e.size - 1),
       highWaterMark: 256 * 1024,
