@@ -386,6 +386,44 @@ describe("API requests per build", () => {
   });
 });
 
+describe("a namespace with a ResourceQuota on cpu and memory", () => {
+  beforeAll(() => {
+    cluster.createNamespace("quota-builds");
+    cluster.addResourceQuota("quota-builds", "compute", {
+      "requests.cpu": "8",
+      "requests.memory": "16Gi",
+      "limits.cpu": "8",
+      "limits.memory": "16Gi",
+    });
+  });
+
+  test("admits the build pod when resources sets the builder's: the receiver states its own", async () => {
+    const spec = specFor(makeContext(), {
+      namespace: "quota-builds",
+      resources: "requests: {cpu: 500m, memory: 1Gi}\nlimits: {cpu: 2, memory: 2Gi}",
+      timeout: "20s",
+    });
+    const reporter = recordingReporter();
+    const result = await build(spec, { reporter, runId: "test", pendingGraceMs: 300 });
+    expect(result.digest).toBe(DIGEST);
+    expect(reporter.warnings.join("\n")).not.toMatch(/quota/);
+    expect(await waitForEmpty(cluster, "quota-builds")).toEqual(NOTHING_LEFT);
+  });
+
+  test("without resources, the refusal names the builder container only", async () => {
+    const spec = specFor(makeContext(), { namespace: "quota-builds", timeout: "3s" });
+    const reporter = recordingReporter();
+    await expect(
+      build(spec, { reporter, runId: "test", pendingGraceMs: 300, deadlineSlackMs: 500 }),
+    ).rejects.toBeInstanceOf(BuildFailure);
+    const refusal = reporter.warnings.find((w) => /failed quota/.test(w)) ?? "";
+    expect(refusal).toMatch(
+      /failed quota: compute: must specify limits\.cpu for: build; limits\.memory for: build; requests\.cpu for: build; requests\.memory for: build$/,
+    );
+    expect(await waitForEmpty(cluster, "quota-builds")).toEqual(NOTHING_LEFT);
+  });
+});
+
 test("a Job whose pod is never created, with its events out of sight, still ends at its deadline", async () => {
   cluster.createNamespace("locked-down", { "pod-security.kubernetes.io/enforce": "restricted" });
   cluster.addToken("no-events-no-namespaces", {
