@@ -714,6 +714,48 @@ describe("registry credentials", () => {
     });
   });
 
+  test("docker-config-json from a workstation: helper keys are dropped when every entry holds its credentials", () => {
+    const laptop = {
+      auths: { "ghcr.io": { auth: "Ym90OnB3" }, "quay.io": { username: "u", password: "p" } },
+      credsStore: "desktop",
+      credHelpers: { "ghcr.io": "gcloud" },
+      currentContext: "desktop-linux",
+    };
+    expect(spec({ "docker-config-json": JSON.stringify(laptop) }).registryAuth).toEqual({
+      kind: "docker-config-json",
+      json: JSON.stringify({
+        auths: laptop.auths,
+        currentContext: "desktop-linux",
+      }),
+    });
+  });
+
+  test.each([
+    [
+      "credsStore with empty entries (Docker Desktop)",
+      { auths: { "ghcr.io": {}, "https://index.docker.io/v1/": {} }, credsStore: "desktop" },
+      'input "docker-config-json": the credentials for ghcr.io, https://index.docker.io/v1/ are kept by docker-credential-desktop on the machine this config.json comes from, not in the file, and the build pod has no such helper; give a config.json whose "auths" entries hold "auth" (docker login with DOCKER_CONFIG set to an empty directory writes one), or use registry-username and registry-password',
+    ],
+    [
+      "credHelpers for one registry",
+      {
+        auths: { "quay.io": { auth: "SECRETISH" } },
+        credHelpers: { "123.dkr.ecr.us-east-1.amazonaws.com": "ecr-login" },
+      },
+      'input "docker-config-json": the credentials for 123.dkr.ecr.us-east-1.amazonaws.com are kept by docker-credential-ecr-login on the machine',
+    ],
+    [
+      "credsStore and no entries at all",
+      { auths: {}, credsStore: "osxkeychain" },
+      'input "docker-config-json": the credentials are kept by docker-credential-osxkeychain on the machine',
+    ],
+  ])("docker-config-json: %s is refused in one line", (_name, config, message) => {
+    const m = errorOf({ "docker-config-json": JSON.stringify(config) });
+    expect(m.startsWith(message)).toBe(true);
+    expect(m).not.toContain("\n");
+    expect(m).not.toContain("SECRETISH");
+  });
+
   test.each([
     [
       { "registry-username": "bot" },

@@ -717,9 +717,54 @@ function parseRegistryAuth(raw: RawInputs, refs: ImageReference[]): RegistryAuth
         'must be a Docker config.json with an "auths" object, raw or base64 (the value is not shown)',
       );
     }
-    return { kind: "docker-config-json", json: JSON.stringify(obj) };
+    return { kind: "docker-config-json", json: JSON.stringify(withoutCredentialHelpers(obj)) };
   }
   return undefined;
+}
+
+function hasInlineCredentials(entry: unknown): boolean {
+  if (entry === null || typeof entry !== "object") return false;
+  const e = entry as Record<string, unknown>;
+  const filled = (k: string) => typeof e[k] === "string" && e[k] !== "";
+  return filled("auth") || (filled("username") && filled("password")) || filled("identitytoken");
+}
+
+/**
+ * A config.json from a workstation names credential helpers (credsStore, credHelpers) that keep
+ * the passwords on that machine; the build pod has no docker-credential-* program, so the push
+ * would fail there. The keys are dropped when every registry's credentials are inline anyway;
+ * otherwise the input is refused, naming the registries and the helper.
+ */
+function withoutCredentialHelpers(obj: Record<string, unknown>): Record<string, unknown> {
+  const credsStore = typeof obj["credsStore"] === "string" ? obj["credsStore"] : undefined;
+  const helpers = obj["credHelpers"];
+  const credHelpers: Record<string, unknown> =
+    helpers !== null && typeof helpers === "object" && !Array.isArray(helpers)
+      ? (helpers as Record<string, unknown>)
+      : {};
+  if (credsStore === undefined && !("credHelpers" in obj)) return obj;
+  const auths = obj["auths"] as Record<string, unknown>;
+  const stored = new Set<string>();
+  if (credsStore !== undefined) {
+    for (const [registry, entry] of Object.entries(auths))
+      if (!hasInlineCredentials(entry)) stored.add(registry);
+  }
+  for (const registry of Object.keys(credHelpers))
+    if (!hasInlineCredentials(auths[registry])) stored.add(registry);
+  if (stored.size > 0 || Object.keys(auths).length === 0) {
+    const names = [...new Set(Object.values(credHelpers).filter((h) => typeof h === "string"))];
+    if (credsStore !== undefined) names.unshift(credsStore);
+    const helper = names.map((n) => `docker-credential-${n}`).join(", ") || "a credential helper";
+    const which = stored.size > 0 ? `for ${[...stored].join(", ")} ` : "";
+    fail(
+      "docker-config-json",
+      `the credentials ${which}are kept by ${helper} on the machine this config.json comes from, not in the file, and the build pod has no such helper; give a config.json whose "auths" entries hold "auth" (docker login with DOCKER_CONFIG set to an empty directory writes one), or use registry-username and registry-password`,
+    );
+  }
+  const rest = { ...obj };
+  delete rest["credsStore"];
+  delete rest["credHelpers"];
+  return rest;
 }
 
 function parseBuilder(raw: RawInputs): BuilderName {
