@@ -9,6 +9,8 @@ export type BuilderName = "kaniko" | "buildkit";
 export interface ClusterSource {
   /** Kubeconfig content given as an input (already decoded from base64 when it was). */
   kubeconfigContent?: string;
+  /** The file kubeconfigContent was read from, when the input named a file (relative paths in it resolve from there). */
+  kubeconfigFile?: string;
   /** Kubeconfig files to merge when no content is given ($KUBECONFIG entries, else ~/.kube/config). */
   kubeconfigPaths: string[];
   /** In-cluster service account, when the adapter runs in a pod (KUBERNETES_SERVICE_HOST/PORT). */

@@ -658,8 +658,32 @@ describe("kubeconfig", () => {
     expect(spec({ kubeconfig: v }).cluster.kubeconfigContent).toBe(content);
   });
 
+  test("a path to a kubeconfig file (kubectl's --kubeconfig, a GitLab File variable): its content, and where it came from", () => {
+    const file = join(root, "gitlab-file-variable-KUBECONFIG");
+    writeFileSync(file, KUBECONFIG);
+    const cluster = spec({ kubeconfig: file }).cluster;
+    expect(cluster.kubeconfigContent).toBe(KUBECONFIG);
+    expect(cluster.kubeconfigFile).toBe(file);
+    // base64 in the file (a File variable pasted from `base64 -w0 ~/.kube/config`)
+    writeFileSync(file, Buffer.from(KUBECONFIG).toString("base64"));
+    expect(spec({ kubeconfig: file }).cluster.kubeconfigContent).toBe(KUBECONFIG);
+    // relative to the workspace
+    writeFileSync(join(ws, "kubeconfig.yaml"), KUBECONFIG);
+    expect(spec({ kubeconfig: "kubeconfig.yaml" }).cluster.kubeconfigFile).toBe(
+      join(ws, "kubeconfig.yaml"),
+    );
+  });
+
+  test("a path that does not exist, or a file that is no kubeconfig, is named", () => {
+    expect(errorOf({ kubeconfig: "/home/me/.kube/config" })).toBe(
+      'input "kubeconfig": there is no file /home/me/.kube/config; give the path of a kubeconfig file, its YAML, or base64 of it',
+    );
+    expect(errorOf({ kubeconfig: "notadir.txt" })).toBe(
+      `input "kubeconfig": the file ${join(ws, "notadir.txt")} is neither kubeconfig YAML nor base64 of it`,
+    );
+  });
+
   test.each([
-    ["a path", "/home/me/.kube/config"],
     ["plain text", "not a kubeconfig SECRETISH"],
     ["base64 of text", Buffer.from("hello SECRETISH").toString("base64")],
     ["broken YAML", "clusters: [SECRETISH"],
@@ -668,7 +692,7 @@ describe("kubeconfig", () => {
   ])("%s", (_name, v) => {
     const message = errorOf({ kubeconfig: v });
     expect(message).toBe(
-      'input "kubeconfig": is neither kubeconfig YAML nor base64 of it (the value is not shown)',
+      'input "kubeconfig": is neither the path of a kubeconfig file, kubeconfig YAML nor base64 of it (the value is not shown)',
     );
     expect(message).not.toContain("SECRETISH");
   });

@@ -3,7 +3,7 @@
  * then kubeconfig files, then the in-cluster service account) and one factory for API clients.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { BatchV1Api, CoreV1Api, KubeConfig, VersionApi } from "@kubernetes/client-node";
 import { BuildFailure } from "../errors.js";
 import type { ClusterSource } from "../types.js";
@@ -50,6 +50,13 @@ function loadFromContent(content: string, origin: string): KubeConfig {
   return kc;
 }
 
+/** A kubeconfig file; relative certificate and key paths in it resolve from its directory (kubectl). */
+function loadFromFile(file: string): KubeConfig {
+  const kc = loadFromContent(readFileSync(file, "utf8"), file);
+  kc.makePathsAbsolute(dirname(file));
+  return kc;
+}
+
 function loadInCluster(inCluster: NonNullable<ClusterSource["inCluster"]>): KubeConfig {
   const tokenFile = join(inCluster.serviceAccountDir, "token");
   const caFile = join(inCluster.serviceAccountDir, "ca.crt");
@@ -87,16 +94,18 @@ export function connect(source: ClusterSource): ClusterConnection {
   let kc: KubeConfig;
   let origin: string;
   let fallbackNamespace: string | undefined;
-  if (source.kubeconfigContent !== undefined) {
+  if (source.kubeconfigContent !== undefined && source.kubeconfigFile !== undefined) {
+    kc = loadFromContent(source.kubeconfigContent, source.kubeconfigFile);
+    kc.makePathsAbsolute(dirname(source.kubeconfigFile));
+    origin = `kubeconfig input ${source.kubeconfigFile}`;
+  } else if (source.kubeconfigContent !== undefined) {
     kc = loadFromContent(source.kubeconfigContent, "the kubeconfig input");
     origin = "kubeconfig input";
   } else {
     const files = source.kubeconfigPaths.filter((path) => existsSync(path));
     if (files.length > 0) {
-      kc = loadFromContent(readFileSync(files[0], "utf8"), files[0]);
-      for (const file of files.slice(1)) {
-        kc.mergeConfig(loadFromContent(readFileSync(file, "utf8"), file), true);
-      }
+      kc = loadFromFile(files[0]);
+      for (const file of files.slice(1)) kc.mergeConfig(loadFromFile(file), true);
       origin = files.join(", ");
     } else if (source.inCluster) {
       kc = loadInCluster(source.inCluster);

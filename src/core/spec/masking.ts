@@ -10,6 +10,19 @@ export const SECRET_INPUTS: readonly InputName[] = [
   "secrets",
 ];
 
+/** A kubeconfig input that names a file: one line, a path's shape. The file's secrets are masked once read. */
+const KUBECONFIG_PATH = /^(\/|\.{1,2}\/|~\/|[A-Za-z]:\\)[^\s]*$/;
+
+/** The raw values of SECRET_INPUTS to mask whole, before parsing: a kubeconfig path is not one. */
+export function rawSecretValues(raw: Partial<Record<InputName, string>>): string[] {
+  return SECRET_INPUTS.flatMap((name) => {
+    const value = raw[name];
+    if (!value) return [];
+    if (name === "kubeconfig" && KUBECONFIG_PATH.test(value.trim())) return [];
+    return [value];
+  });
+}
+
 const KUBECONFIG_SECRET_FIELDS =
   /^\s*-?\s*(token|client-key-data|client-certificate-data|password|id-token|refresh-token|client-secret|access-token)\s*:\s*["']?([^"'\s]+)/;
 

@@ -494,10 +494,8 @@ function looksLikeKubeconfig(text: string): boolean {
   );
 }
 
-/** Raw kubeconfig YAML, or base64 of it. Never echoes the value. */
-function parseKubeconfig(raw: RawInputs): string | undefined {
-  const v = value(raw, "kubeconfig");
-  if (v === undefined) return undefined;
+/** Kubeconfig YAML, or base64 of it, decoded; undefined when the text is neither. */
+function kubeconfigText(v: string): string | undefined {
   if (looksLikeKubeconfig(v)) return v;
   const compact = v.replace(/\s+/g, "");
   if (/^[A-Za-z0-9+/]+={0,2}$/.test(compact) || /^[A-Za-z0-9_-]+={0,2}$/.test(compact)) {
@@ -507,7 +505,59 @@ function parseKubeconfig(raw: RawInputs): string | undefined {
     ).toString("utf8");
     if (looksLikeKubeconfig(decoded)) return decoded;
   }
-  fail("kubeconfig", "is neither kubeconfig YAML nor base64 of it (the value is not shown)");
+  return undefined;
+}
+
+/** One line that is not base64 text: a path the user meant (it can be named in a message). */
+function looksLikePath(v: string): boolean {
+  return !/[\r\n]/.test(v) && v.length <= 4096 && /[/\\]/.test(v) && /[^A-Za-z0-9+/=_-]/.test(v);
+}
+
+/**
+ * The kubeconfig input: a path to a kubeconfig file (what kubectl's --kubeconfig takes, and what
+ * a GitLab "File" variable expands to), the YAML itself, or base64 of it. A path is resolved from
+ * the workspace. Never echoes the value unless it is a path.
+ */
+function parseKubeconfig(
+  raw: RawInputs,
+  env: ParseEnvironment,
+): { content: string; file?: string } | undefined {
+  const v = value(raw, "kubeconfig");
+  if (v === undefined) return undefined;
+  if (!/[\r\n]/.test(v) && v.length <= 4096) {
+    const file = resolve(env.workspace, v);
+    let isRegularFile = false;
+    try {
+      isRegularFile = statSync(file).isFile();
+    } catch {
+      // not a path to an existing file: content, or a path that is missing (below)
+    }
+    if (isRegularFile) {
+      let text: string;
+      try {
+        text = readFileSync(file, "utf8");
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code ?? String(error);
+        fail("kubeconfig", `cannot read the file ${file} (${code})`);
+      }
+      const content = kubeconfigText(text);
+      if (content === undefined)
+        fail("kubeconfig", `the file ${file} is neither kubeconfig YAML nor base64 of it`);
+      return { content, file };
+    }
+  }
+  const content = kubeconfigText(v);
+  if (content !== undefined) return { content };
+  if (looksLikePath(v)) {
+    fail(
+      "kubeconfig",
+      `there is no file ${resolve(env.workspace, v)}; give the path of a kubeconfig file, its YAML, or base64 of it`,
+    );
+  }
+  fail(
+    "kubeconfig",
+    "is neither the path of a kubeconfig file, kubeconfig YAML nor base64 of it (the value is not shown)",
+  );
 }
 
 function parseNodeSelector(raw: RawInputs): Record<string, string> {
@@ -787,10 +837,11 @@ export function parseClusterInputs(
 }
 
 function clusterSource(raw: RawInputs, env: ParseEnvironment): ClusterSource {
-  const kubeconfigContent = parseKubeconfig(raw);
+  const kubeconfig = parseKubeconfig(raw, env);
   const kubeContext = parseKubeContext(raw);
   const cluster: ClusterSource = { kubeconfigPaths: [...env.kubeconfigPaths] };
-  if (kubeconfigContent !== undefined) cluster.kubeconfigContent = kubeconfigContent;
+  if (kubeconfig !== undefined) cluster.kubeconfigContent = kubeconfig.content;
+  if (kubeconfig?.file !== undefined) cluster.kubeconfigFile = kubeconfig.file;
   if (env.inCluster !== undefined) cluster.inCluster = env.inCluster;
   if (kubeContext !== undefined) cluster.context = kubeContext;
   return cluster;

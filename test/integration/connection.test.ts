@@ -1,0 +1,111 @@
+/**
+ * The connection as users arrive with it: a kubeconfig given as a file path (kubectl's
+ * --kubeconfig, a GitLab "File" variable) through the CLI, with relative certificate paths.
+ */
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Writable } from "node:stream";
+import { parse, stringify } from "yaml";
+import { cli } from "../../src/cli/cli.js";
+import { startTestCluster, type TestCluster } from "../support/cluster.js";
+import { NOTHING_LEFT, makeContext, waitForEmpty } from "./helpers.js";
+
+const DIGEST = "sha256:8c1c626558915ecba14a9b1f8b20dce4ba869984d4032c592d4dd6c67d8aab84";
+
+let cluster: TestCluster;
+beforeAll(async () => {
+  cluster = await startTestCluster();
+  cluster.createNamespace("ci-builds");
+  cluster.useScenario("kaniko-success-cold");
+});
+afterAll(async () => {
+  await cluster?.close();
+});
+
+function sink(): Writable & { text: () => string } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      chunks.push(chunk.toString("utf8"));
+      done();
+    },
+  }) as Writable & { text: () => string };
+  stream.text = () => chunks.join("");
+  return stream;
+}
+
+async function runCli(argv: string[], env: NodeJS.ProcessEnv, cwd = makeContext()) {
+  const stdout = sink();
+  const stderr = sink();
+  const code = await cli({ argv, env: { HOME: tmpdir(), ...env }, stdout, stderr, cwd });
+  return { code, stdout: stdout.text(), stderr: stderr.text() };
+}
+
+/** The test cluster's kubeconfig written as kubectl users keep it: the CA in a file beside it, by a relative path. */
+function kubeconfigFile(): string {
+  const dir = mkdtempSync(join(tmpdir(), "kib-kubeconfig-"));
+  writeFileSync(join(dir, "ca.crt"), cluster.caPem);
+  const config = parse(cluster.kubeconfig()) as {
+    clusters: Array<{ cluster: Record<string, string> }>;
+  };
+  delete config.clusters[0].cluster["certificate-authority-data"];
+  config.clusters[0].cluster["certificate-authority"] = "ca.crt";
+  const file = join(dir, "config");
+  writeFileSync(file, stringify(config));
+  return file;
+}
+
+describe("kubeconfig as a path", () => {
+  test("--kubeconfig <file> builds, and the Plan names the file", async () => {
+    const file = kubeconfigFile();
+    const { code, stdout, stderr } = await runCli(
+      [
+        "build",
+        "--kubeconfig",
+        file,
+        "--namespace",
+        "ci-builds",
+        "--tags",
+        "registry.example:5000/acme/web:1.0",
+      ],
+      {},
+    );
+    expect(stderr.split("\n").filter((l) => l.startsWith("error:"))).toEqual([]);
+    expect(code).toBe(0);
+    expect(stdout).toBe(`registry.example:5000/acme/web@${DIGEST}\n`);
+    expect(stderr).toContain(`Cluster: ${cluster.url} (kubeconfig input ${file})`);
+    expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
+  });
+
+  test("KIB_KUBECONFIG=<file> (what a GitLab File variable expands to) builds too", async () => {
+    const file = kubeconfigFile();
+    const { code, stdout } = await runCli(["build"], {
+      KIB_KUBECONFIG: file,
+      KIB_NAMESPACE: "ci-builds",
+      KIB_TAGS: "registry.example:5000/acme/web:1.0",
+    });
+    expect(code).toBe(0);
+    expect(stdout).toBe(`registry.example:5000/acme/web@${DIGEST}\n`);
+    expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
+  });
+
+  test("a path that is not there is one line naming it, and nothing reaches the cluster", async () => {
+    cluster.resetRequests();
+    const { code, stderr } = await runCli(
+      [
+        "build",
+        "--kubeconfig",
+        "/root/.kube/config-missing",
+        "--tags",
+        "registry.example:5000/acme/web:1.0",
+      ],
+      {},
+    );
+    expect(code).toBe(1);
+    expect(stderr.trim().split("\n").at(-1)).toBe(
+      'error: input "kubeconfig": there is no file /root/.kube/config-missing; give the path of a kubeconfig file, its YAML, or base64 of it',
+    );
+    expect(cluster.requests).toEqual([]);
+  });
+});
