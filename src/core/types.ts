@@ -5,6 +5,16 @@
 
 export type BuilderName = "kaniko" | "buildkit";
 
+/**
+ * Proxy variables as the environment gives them (HTTPS_PROXY, HTTP_PROXY, NO_PROXY, or their
+ * lower-case forms); the adapters read them, proxy.ts decides per URL.
+ */
+export interface ProxySettings {
+  httpsProxy?: string;
+  httpProxy?: string;
+  noProxy?: string;
+}
+
 /** Where the cluster connection comes from. Adapters fill it; cluster.ts applies the precedence. */
 export interface ClusterSource {
   /** Kubeconfig content given as an input (already decoded from base64 when it was). */
@@ -17,6 +27,8 @@ export interface ClusterSource {
   inCluster?: { host: string; port: string; serviceAccountDir: string };
   /** Context to select; default: the kubeconfig's current-context. */
   context?: string;
+  /** Proxy variables; the kubeconfig's own proxy-url wins over them, as in kubectl. */
+  proxy?: ProxySettings;
 }
 
 /** The build context: a local directory uploaded into the pod, or a git URL the builder fetches. */

@@ -28,6 +28,8 @@ export interface RequestRecord {
   query: string;
   status: number;
   stream?: "watch" | "log" | "attach";
+  /** The client's TCP port, as the API server's audit log records the source address. */
+  peerPort?: number;
 }
 
 export interface ForbidRule {
@@ -163,6 +165,7 @@ export class ApiServer {
       status,
     };
     if (stream) r.stream = stream;
+    if (req.socket.remotePort !== undefined) r.peerPort = req.socket.remotePort;
     this.requests.push(r);
   }
 

@@ -4,9 +4,16 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { BatchV1Api, CoreV1Api, KubeConfig, VersionApi } from "@kubernetes/client-node";
+import {
+  BatchV1Api,
+  CoreV1Api,
+  KubeConfig,
+  VersionApi,
+  type Cluster,
+} from "@kubernetes/client-node";
 import { BuildFailure } from "../errors.js";
-import type { ClusterSource } from "../types.js";
+import { displayProxyUrl, proxyFor, type ChosenProxy } from "../proxy.js";
+import type { ClusterSource, ProxySettings } from "../types.js";
 
 export interface ClusterConnection {
   kubeConfig: KubeConfig;
@@ -15,6 +22,8 @@ export interface ClusterConnection {
   /** Where the configuration came from, for the log ("input kubeconfig", a path, "in-cluster"). */
   origin: string;
   server: string;
+  /** The proxy every API call, watch, log stream and attach goes through, when one applies. */
+  proxy?: { url: string; from: string };
 }
 
 /** API clients for one connection. Tests and other adapters can build their own from a KubeConfig. */
@@ -140,10 +149,41 @@ export function connect(source: ClusterSource): ClusterConnection {
   if (!cluster?.server) {
     throw kubeconfigFailure(`context "${contextName}" names no cluster with a server`);
   }
+  const proxy = applyProxy(kc, cluster, source.proxy);
   return {
     kubeConfig: kc,
     contextNamespace: context.namespace || fallbackNamespace || "default",
     origin,
     server: cluster.server,
+    ...(proxy ? { proxy } : {}),
   };
+}
+
+/**
+ * The cluster's proxy, as kubectl chooses it: the kubeconfig's own proxy-url, else HTTPS_PROXY /
+ * HTTP_PROXY unless NO_PROXY (or a loopback server) says otherwise. client-node reads only
+ * proxy-url, for requests, watches, logs and websockets alike; so the chosen proxy is written
+ * there.
+ */
+function applyProxy(
+  kc: KubeConfig,
+  cluster: Cluster,
+  settings: ProxySettings | undefined,
+): ClusterConnection["proxy"] {
+  if (cluster.proxyUrl) return { url: cluster.proxyUrl, from: "kubeconfig proxy-url" };
+  let chosen: ChosenProxy | undefined;
+  try {
+    chosen = proxyFor(settings, cluster.server);
+  } catch {
+    throw kubeconfigFailure(`the server "${cluster.server}" is not a URL`);
+  }
+  if (!chosen) return undefined;
+  if (!/^(https?|socks[45]h?):\/\//i.test(chosen.url)) {
+    throw kubeconfigFailure(
+      `${chosen.from} is ${displayProxyUrl(chosen.url)}: give an http://, https:// or socks5:// proxy URL`,
+    );
+  }
+  const proxied: Cluster = { ...cluster, proxyUrl: chosen.url };
+  kc.clusters = kc.clusters.map((c) => (c.name === cluster.name ? proxied : c));
+  return chosen;
 }

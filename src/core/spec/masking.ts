@@ -36,10 +36,25 @@ export function kubeconfigSecrets(content: string): string[] {
   return values;
 }
 
+/** The password in a proxy URL (http://user:password@proxy:3128), decoded as it is sent. */
+function proxyPassword(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  try {
+    const url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`);
+    return url.password ? decodeURIComponent(url.password) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function secretsOf(spec: BuildSpec): string[] {
   const values: string[] = [];
   if (spec.cluster.kubeconfigContent)
     values.push(...kubeconfigSecrets(spec.cluster.kubeconfigContent));
+  for (const proxy of [spec.cluster.proxy?.httpsProxy, spec.cluster.proxy?.httpProxy]) {
+    const password = proxyPassword(proxy);
+    if (password) values.push(password);
+  }
   if (spec.registryAuth?.kind === "basic") {
     values.push(spec.registryAuth.password);
     values.push(

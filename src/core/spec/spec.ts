@@ -33,6 +33,7 @@ import type {
   ClusterSource,
   ContextSource,
   KeyValue,
+  ProxySettings,
   RegistryAuth,
   ResourceRequirements,
   Toleration,
@@ -83,6 +84,8 @@ export interface ParseEnvironment {
   workspace: string;
   kubeconfigPaths: string[];
   inCluster?: ClusterSource["inCluster"];
+  /** HTTPS_PROXY / HTTP_PROXY / NO_PROXY as the adapter read them. */
+  proxy?: ProxySettings;
 }
 
 /** The receiver init container's image: BusyBox (tar with gzip), pinned. */
@@ -844,6 +847,7 @@ function clusterSource(raw: RawInputs, env: ParseEnvironment): ClusterSource {
   if (kubeconfig?.file !== undefined) cluster.kubeconfigFile = kubeconfig.file;
   if (env.inCluster !== undefined) cluster.inCluster = env.inCluster;
   if (kubeContext !== undefined) cluster.context = kubeContext;
+  if (env.proxy !== undefined) cluster.proxy = env.proxy;
   return cluster;
 }
 
