@@ -183,4 +183,41 @@ describe("HTTPS_PROXY", () => {
     expect(proxy.tunnels.length).toBeGreaterThan(before);
     expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
   });
+
+  test("a proxy that wants credentials: they go in the URL, and the password never reaches the log", async () => {
+    const guarded = await startConnectProxy({ credentials: "ci-bot:pr0xy-pa$$word" });
+    try {
+      const { content } = proxiedKubeconfig();
+      const env = {
+        KIB_KUBECONFIG: content,
+        KIB_NAMESPACE: "ci-builds",
+        KIB_TAGS: "registry.example:5000/acme/web:1.0",
+        KIB_TIMEOUT: "20s",
+      };
+      const refused = await runCli(["build"], { ...env, HTTPS_PROXY: guarded.url });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr.trim().split("\n").at(-1)).toMatch(
+        /^error: .*cannot reach the API server at https:\/\/apiserver\.proxied\.test:\d+ .*407/,
+      );
+
+      const withPassword = guarded.url.replace("http://", "http://ci-bot:pr0xy-pa%24%24word@");
+      const { code, stdout, stderr } = await runCli(["build"], {
+        ...env,
+        HTTPS_PROXY: withPassword,
+      });
+      expect(stderr.split("\n").filter((l) => l.startsWith("error:"))).toEqual([]);
+      expect(code).toBe(0);
+      expect(stdout).toBe(`registry.example:5000/acme/web@${DIGEST}\n`);
+      expect(stderr).toContain(
+        `Proxy: ${guarded.url.replace("http://", "http://***@")} (HTTPS_PROXY) for the API server`,
+      );
+      expect(stderr + refused.stderr).not.toMatch(/pr0xy-pa/);
+      expect(guarded.tunnels.at(-1)?.proxyAuthorization).toBe(
+        `Basic ${Buffer.from("ci-bot:pr0xy-pa$$word").toString("base64")}`,
+      );
+      expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
+    } finally {
+      await guarded.close();
+    }
+  });
 });

@@ -35,7 +35,15 @@ function splitHostPort(target: string): { host: string; port: number } {
   return m ? { host: m[1]!, port: Number(m[2]) } : { host: target, port: 443 };
 }
 
-export async function startConnectProxy(): Promise<ConnectProxy> {
+export interface ConnectProxyOptions {
+  /** "user:password": CONNECT without these Basic credentials is answered 407, as corporate proxies do. */
+  credentials?: string;
+}
+
+export async function startConnectProxy(options: ConnectProxyOptions = {}): Promise<ConnectProxy> {
+  const expected = options.credentials
+    ? `Basic ${Buffer.from(options.credentials).toString("base64")}`
+    : undefined;
   const tunnels: ProxyTunnel[] = [];
   const forwarded: string[] = [];
   const open = new Set<Duplex>();
@@ -80,6 +88,12 @@ export async function startConnectProxy(): Promise<ConnectProxy> {
     const auth = req.headers["proxy-authorization"];
     if (auth) tunnel.proxyAuthorization = auth;
     tunnels.push(tunnel);
+    if (expected !== undefined && auth !== expected) {
+      client.end(
+        'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="proxy"\r\nContent-Length: 0\r\n\r\n',
+      );
+      return;
+    }
     const { host, port } = splitHostPort(target);
     const upstream: Socket = netConnect(port, resolveHost(host), () => {
       tunnel.upstreamPort = upstream.localPort;
