@@ -8,7 +8,7 @@
 import { createHash } from "node:crypto";
 import { ProxyAgent, fetch as undiciFetch } from "undici";
 
-import { proxyFor } from "../proxy.js";
+import { displayProxyUrl, proxyFor } from "../proxy.js";
 import type { ProxySettings } from "../types.js";
 import { apiHost } from "./reference.js";
 
@@ -434,7 +434,8 @@ export class RegistryClient {
             ? error.cause.message
             : error.message
           : String(error);
-      throw new RegistryError(`${method} ${url}: ${cause}`, 0);
+      const route = proxy ? ` (through ${displayProxyUrl(proxy.url)}, from ${proxy.from})` : "";
+      throw new RegistryError(`${method} ${url}${route}: ${cause}`, 0);
     }
   }
 }
