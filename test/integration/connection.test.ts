@@ -220,4 +220,24 @@ describe("HTTPS_PROXY", () => {
       await guarded.close();
     }
   });
+
+  test("NO_PROXY naming the API server: straight there (which only the proxy can resolve), and the Plan says so", async () => {
+    const { content } = proxiedKubeconfig();
+    const before = proxy.tunnels.length;
+    const { code, stderr } = await runCli(["build"], {
+      KIB_KUBECONFIG: content,
+      KIB_NAMESPACE: "ci-builds",
+      KIB_TAGS: "registry.example:5000/acme/web:1.0",
+      HTTPS_PROXY: proxy.url,
+      NO_PROXY: "localhost,.proxied.test",
+    });
+    expect(code).toBe(1);
+    expect(stderr).toContain(
+      "Proxy: none for the API server (HTTPS_PROXY is set; NO_PROXY or a loopback address excludes the server)",
+    );
+    expect(stderr.trim().split("\n").at(-1)).toMatch(
+      /^error: .*cannot reach the API server at https:\/\/apiserver\.proxied\.test:\d+ \(ENOTFOUND/,
+    );
+    expect(proxy.tunnels.length).toBe(before);
+  });
 });

@@ -71,8 +71,14 @@ export async function planBuild(spec: BuildSpec, options: BuildOptions): Promise
       reporter.info(
         `Proxy: ${displayProxyUrl(connection.proxy.url)} (${connection.proxy.from}) for the API server`,
       );
-    } else if (spec.cluster.proxy?.httpsProxy || spec.cluster.proxy?.httpProxy) {
-      reporter.info(`Proxy: none for the API server (NO_PROXY, or a loopback address)`);
+    } else {
+      const secure = connection.server.startsWith("https:");
+      const variable = secure ? "HTTPS_PROXY" : "HTTP_PROXY";
+      if (secure ? spec.cluster.proxy?.httpsProxy : spec.cluster.proxy?.httpProxy) {
+        reporter.info(
+          `Proxy: none for the API server (${variable} is set; NO_PROXY or a loopback address excludes the server)`,
+        );
+      }
     }
     reporter.info(`Namespace: ${namespace}`);
     reporter.info(`Job: ${identity.jobName}`);
