@@ -23,7 +23,7 @@ export function clusterEnvironment(env: NodeJS.ProcessEnv, workspace: string): P
         }
       : undefined;
   const proxy = proxyEnvironment(env);
-  return { workspace, kubeconfigPaths, inCluster, ...(proxy ? { proxy } : {}) };
+  return { workspace, kubeconfigPaths, inCluster, home: homedir(), ...(proxy ? { proxy } : {}) };
 }
 
 /** The first of the names that is set and not empty (kubectl reads the upper-case form first). */

@@ -667,6 +667,14 @@ describe("kubeconfig", () => {
     // base64 in the file (a File variable pasted from `base64 -w0 ~/.kube/config`)
     writeFileSync(file, Buffer.from(KUBECONFIG).toString("base64"));
     expect(spec({ kubeconfig: file }).cluster.kubeconfigContent).toBe(KUBECONFIG);
+    // "~/" from the home directory the adapter names (an input reaches no shell to expand it)
+    mkdirSync(join(root, "home", ".kube"), { recursive: true });
+    writeFileSync(join(root, "home", ".kube", "config"), KUBECONFIG);
+    const fromHome = parseBuildSpec(
+      { tags: "ghcr.io/acme/web:1", kubeconfig: "~/.kube/config" },
+      { ...env(), home: join(root, "home") },
+    ).cluster;
+    expect(fromHome.kubeconfigFile).toBe(join(root, "home", ".kube", "config"));
     // relative to the workspace
     writeFileSync(join(ws, "kubeconfig.yaml"), KUBECONFIG);
     expect(spec({ kubeconfig: "kubeconfig.yaml" }).cluster.kubeconfigFile).toBe(

@@ -86,6 +86,8 @@ export interface ParseEnvironment {
   inCluster?: ClusterSource["inCluster"];
   /** HTTPS_PROXY / HTTP_PROXY / NO_PROXY as the adapter read them. */
   proxy?: ProxySettings;
+  /** The user's home directory: a kubeconfig path "~/…" starts there (CI inputs reach no shell). */
+  home?: string;
 }
 
 /** The receiver init container's image: BusyBox (tar with gzip), pinned. */
@@ -527,8 +529,12 @@ function parseKubeconfig(
 ): { content: string; file?: string } | undefined {
   const v = value(raw, "kubeconfig");
   if (v === undefined) return undefined;
+  const pathOf = (p: string): string =>
+    p.startsWith("~/") && env.home !== undefined
+      ? resolve(env.home, p.slice(2))
+      : resolve(env.workspace, p);
   if (!/[\r\n]/.test(v) && v.length <= 4096) {
-    const file = resolve(env.workspace, v);
+    const file = pathOf(v);
     let isRegularFile = false;
     try {
       isRegularFile = statSync(file).isFile();
@@ -554,7 +560,7 @@ function parseKubeconfig(
   if (looksLikePath(v)) {
     fail(
       "kubeconfig",
-      `there is no file ${resolve(env.workspace, v)}; give the path of a kubeconfig file, its YAML, or base64 of it`,
+      `there is no file ${pathOf(v)}; give the path of a kubeconfig file, its YAML, or base64 of it`,
     );
   }
   fail(
