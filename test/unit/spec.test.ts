@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { KANIKO_IMAGE } from "../../src/core/builders/kaniko.js";
+import { rawSecretValues } from "../../src/core/spec/masking.js";
 import { InputError } from "../../src/core/errors.js";
 import { parseImageReference, splitList } from "../../src/core/spec/parse.js";
 import {
@@ -1091,4 +1092,18 @@ describe("splitList", () => {
       "text follows a closing double quote before the end of the item",
     );
   });
+});
+
+test("masking before parsing: a kubeconfig path is shown, kubeconfig content and other secrets are masked", () => {
+  expect(
+    rawSecretValues({
+      kubeconfig: "/builds/acme/web.tmp/CLUSTER_KUBECONFIG",
+      "registry-password": "hunter2",
+    }),
+  ).toEqual(["hunter2"]);
+  expect(rawSecretValues({ kubeconfig: "~/.kube/config" })).toEqual([]);
+  const content = "apiVersion: v1\nclusters: []";
+  expect(rawSecretValues({ kubeconfig: content })).toEqual([content]);
+  const base64 = Buffer.from(content).toString("base64");
+  expect(rawSecretValues({ kubeconfig: base64 })).toEqual([base64]);
 });
