@@ -239,6 +239,22 @@ describe("OCI distribution client on a real registry", () => {
     }
   });
 
+  it("behind HTTPS_PROXY an https registry is reached through a CONNECT tunnel, and a failure names the proxy", async () => {
+    const proxy = await startConnectProxy();
+    try {
+      // Nothing listens behind this name: the proxy refuses the tunnel (502), as a corporate proxy would.
+      const https = new RegistryClient("registry.proxied.test:2", {
+        proxy: { httpsProxy: proxy.url },
+      });
+      await expect(https.ping()).rejects.toThrow(
+        /^GET https:\/\/registry\.proxied\.test:2\/v2\/ \(through http:\/\/127\.0\.0\.1:\d+, from HTTPS_PROXY\): ./,
+      );
+      expect(proxy.tunnels.map((t) => t.target)).toEqual(["registry.proxied.test:2"]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
   it("cleanupPreviewImages turns an unreachable registry into a warning", async () => {
     const result = await cleanupPreviewImages({
       repositories: ["127.0.0.1:1/acme/web"],

@@ -104,7 +104,7 @@ export async function startConnectProxy(options: ConnectProxyOptions = {}): Prom
     });
     track(upstream);
     upstream.on("error", () => {
-      client.end("HTTP/1.1 502 Bad Gateway\r\n\r\n");
+      client.end("HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n");
     });
     client.on("error", () => upstream.destroy());
   });

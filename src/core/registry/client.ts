@@ -8,6 +8,7 @@
 import { createHash } from "node:crypto";
 import { ProxyAgent, fetch as undiciFetch } from "undici";
 
+import { messageOf } from "../errors.js";
 import { displayProxyUrl, proxyFor } from "../proxy.js";
 import type { ProxySettings } from "../types.js";
 import { apiHost } from "./reference.js";
@@ -396,7 +397,9 @@ export class RegistryClient {
   private proxyAgent(proxyUrl: string): ProxyAgent {
     let agent = this.proxyAgents.get(proxyUrl);
     if (!agent) {
-      agent = new ProxyAgent(proxyUrl);
+      // Plain-http registries through an http proxy as absolute-form requests, as curl and Go
+      // send them (proxies commonly allow CONNECT to port 443 only); https ones through CONNECT.
+      agent = new ProxyAgent({ uri: proxyUrl, proxyTunnel: false });
       this.proxyAgents.set(proxyUrl, agent);
     }
     return agent;
@@ -424,16 +427,15 @@ export class RegistryClient {
     const proxy = this.options.fetch ? undefined : proxyFor(this.options.proxy, url);
     try {
       if (proxy === undefined) return await this.fetchFn(url, init);
-      // undici's own fetch with its ProxyAgent (CONNECT for https, absolute-form for http).
+      // undici's own fetch with its ProxyAgent.
       const response = await undiciFetch(url, { ...init, dispatcher: this.proxyAgent(proxy.url) });
       return response as unknown as Response;
     } catch (error) {
-      const cause =
-        error instanceof Error
-          ? error.cause instanceof Error
-            ? error.cause.message
-            : error.message
-          : String(error);
+      // fetch's own message is "fetch failed"; the reason is its cause (duck-typed: errors may come
+      // from another realm).
+      const inner =
+        typeof error === "object" && error !== null && "cause" in error ? error.cause : undefined;
+      const cause = messageOf(inner ?? error);
       const route = proxy ? ` (through ${displayProxyUrl(proxy.url)}, from ${proxy.from})` : "";
       throw new RegistryError(`${method} ${url}${route}: ${cause}`, 0);
     }
