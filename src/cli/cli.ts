@@ -8,7 +8,7 @@ import { parseArgs } from "node:util";
 import { build, renderBuildManifests } from "../core/build.js";
 import { BuildFailure, InputError, isUserFacing } from "../core/errors.js";
 import { manifestsToYaml } from "../core/job/manifests.js";
-import { SECRET_INPUTS, secretsOf } from "../core/spec/masking.js";
+import { rawSecretValues, secretsOf } from "../core/spec/masking.js";
 import { ParseError, parseBoolean } from "../core/spec/parse.js";
 import { INPUT_NAMES, parseBuildSpec, type InputName, type RawInputs } from "../core/spec/spec.js";
 import { dotenvOf } from "./dotenv.js";
@@ -188,10 +188,7 @@ export async function cli(io: CliIo): Promise<number> {
       io.stdout.write(`${helpText()}\n`);
       return 0;
     }
-    for (const name of SECRET_INPUTS) {
-      const value = command.raw[name];
-      if (value) reporter.mask(value);
-    }
+    for (const value of rawSecretValues(command.raw)) reporter.mask(value);
     let raw = command.raw;
     if (command.preview) {
       const preview = applyMergeRequestPreview(raw, io.env);

@@ -45,7 +45,7 @@ export const INPUT_DOCS: Record<string, { description: string; default?: string 
     "description": "Build secrets read from files, one id=path per line (path relative to the workspace)."
   },
   "kubeconfig": {
-    "description": "Kubeconfig content, raw YAML or base64 of it (not a path). Without it, $KUBECONFIG or ~/.kube/config, then the in-cluster service account, are used."
+    "description": "Kubeconfig, as the path of a kubeconfig file (relative to the workspace), its YAML, or base64 of it. Without it, $KUBECONFIG or ~/.kube/config, then the in-cluster service account, are used."
   },
   "kube-context": {
     "description": "Kubeconfig context to use; default is the kubeconfig's current-context."

@@ -5,16 +5,30 @@
 
 export type BuilderName = "kaniko" | "buildkit" | "buildah" | "dind";
 
+/**
+ * Proxy variables as the environment gives them (HTTPS_PROXY, HTTP_PROXY, NO_PROXY, or their
+ * lower-case forms); the adapters read them, proxy.ts decides per URL.
+ */
+export interface ProxySettings {
+  httpsProxy?: string;
+  httpProxy?: string;
+  noProxy?: string;
+}
+
 /** Where the cluster connection comes from. Adapters fill it; cluster.ts applies the precedence. */
 export interface ClusterSource {
   /** Kubeconfig content given as an input (already decoded from base64 when it was). */
   kubeconfigContent?: string;
+  /** The file kubeconfigContent was read from, when the input named a file (relative paths in it resolve from there). */
+  kubeconfigFile?: string;
   /** Kubeconfig files to merge when no content is given ($KUBECONFIG entries, else ~/.kube/config). */
   kubeconfigPaths: string[];
   /** In-cluster service account, when the adapter runs in a pod (KUBERNETES_SERVICE_HOST/PORT). */
   inCluster?: { host: string; port: string; serviceAccountDir: string };
   /** Context to select; default: the kubeconfig's current-context. */
   context?: string;
+  /** Proxy variables; the kubeconfig's own proxy-url wins over them, as in kubectl. */
+  proxy?: ProxySettings;
 }
 
 /** The build context: a local directory uploaded into the pod, or a git URL the builder fetches. */

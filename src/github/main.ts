@@ -4,7 +4,7 @@ import { build, renderBuildManifests } from "../core/build.js";
 import type { CreatedObjects } from "../core/job/cleanup.js";
 import { BuildFailure, isUserFacing } from "../core/errors.js";
 import { manifestsToYaml } from "../core/job/manifests.js";
-import { SECRET_INPUTS, secretsOf } from "../core/spec/masking.js";
+import { rawSecretValues, secretsOf } from "../core/spec/masking.js";
 import {
   INPUT_NAMES,
   parseBuildSpec,
@@ -33,10 +33,7 @@ export function readRawInputs(): RawInputs {
   }
   // Whole values now; the parts that are secret (a kubeconfig's token, each build secret's value)
   // once parsed (secretsOf). Masking every line would hide "apiVersion: v1" everywhere.
-  for (const name of SECRET_INPUTS) {
-    const value = raw[name];
-    if (value) core.setSecret(value);
-  }
+  for (const value of rawSecretValues(raw)) core.setSecret(value);
   return raw;
 }
 

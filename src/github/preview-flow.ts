@@ -9,6 +9,7 @@ import { parseBoolean, splitList } from "../core/spec/parse.js";
 import { credentialsForRegistry } from "../core/registry/index.js";
 import type { RawInputs } from "../core/spec/spec.js";
 import type { BuildResult, BuildSpec } from "../core/types.js";
+import { proxyEnvironment } from "../environment.js";
 import {
   cleanupPreviewImages,
   detectPreviewEvent,
@@ -128,6 +129,7 @@ export async function cleanUpPreview(
     octokit,
     credentialsFor: (registry) => credentialsForRegistry(spec.registryAuth, registry),
     insecureRegistries: spec.insecureRegistries,
+    proxy: proxyEnvironment(process.env),
   });
   for (const warning of cleanup.warnings) core.warning(warning);
   const cards: string[] = [];

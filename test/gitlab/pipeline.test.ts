@@ -200,3 +200,34 @@ test("a kube-context the agent does not provide fails the job with the available
     ),
   ]);
 }, 120_000);
+
+test("kubeconfig: $VAR of a File variable (its path) builds, without the agent's $KUBECONFIG", async () => {
+  cluster.resetRequests();
+  cluster.useScenario("kaniko-success-cold", { digest: DIGEST });
+  const withoutAgent: Record<string, unknown> = variables();
+  delete withoutAgent.KUBECONFIG;
+  const project = makeProject({
+    files: APP,
+    variables: {
+      ...withoutAgent,
+      CLUSTER_KUBECONFIG: { type: "file", values: { "*": cluster.kubeconfig() } },
+    },
+    pipeline: pipeline(`      kubeconfig: $CLUSTER_KUBECONFIG
+      namespace: ci-builds
+      context: app
+      tags: registry.example:5000/acme/web:$CI_COMMIT_SHORT_SHA`),
+  });
+  const { code, output } = await runGcl(project, ["--ignore-predefined-vars", PREDEFINED], {
+    toolsDir: tools,
+  });
+  const build = jobOutput(output, "build-image");
+  expect(build.filter((line) => line.startsWith("error:"))).toEqual([]);
+  expect(build).toContainEqual(
+    expect.stringMatching(
+      /^Cluster: https:\/\/127\.0\.0\.1:\d+ \(kubeconfig input \/.+CLUSTER_KUBECONFIG\)$/,
+    ),
+  );
+  expect(output).toMatch(/PASS\s+check-digest/);
+  expect(code).toBe(0);
+  expect(await waitForEmpty()).toBe(0);
+}, 120_000);

@@ -2,7 +2,7 @@
  * The engine against the Kubernetes API test server, through @kubernetes/client-node only:
  * what was created, what arrived in the pod, the log the user sees, the digest, what is left.
  */
-import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { build } from "../../src/core/build.js";
 import { BuildFailure } from "../../src/core/errors.js";
@@ -304,14 +304,19 @@ describe("failures are one line and leave nothing", () => {
     expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
   });
 
-  test("a symlink out of the context is refused before anything is created", async () => {
-    const context = makeContext();
-    addSymlink(context, "escape", "/etc/passwd");
-    cluster.resetRequests();
-    await expect(
-      build(specFor(context), { reporter: recordingReporter(), runId: "test" }),
-    ).rejects.toThrow(/input "context": .*escape.*outside the context/);
-    expect(cluster.requests).toEqual([]);
+  test("a symlink out of the context (a dangling virtualenv python) arrives as the same link", async () => {
+    const context = makeContext({ ".venv/pyvenv.cfg": "home = /usr/bin\n" });
+    addSymlink(context, ".venv/python", "/usr/bin/python3-not-on-this-machine");
+    addSymlink(context, "passwd", "/etc/passwd");
+    const result = await build(specFor(context), { reporter: recordingReporter(), runId: "test" });
+    expect(result.digest).toBe(DIGEST);
+    const received = cluster.receivedContext(cluster.podNames("ci-builds").at(-1)!)!;
+    expect(readlinkSync(join(received, ".venv/python"))).toBe(
+      "/usr/bin/python3-not-on-this-machine",
+    );
+    expect(readlinkSync(join(received, "passwd"))).toBe("/etc/passwd");
+    expect(lstatSync(join(received, "passwd")).isSymbolicLink()).toBe(true);
+    expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
   });
 
   test("403 from RBAC", async () => {
@@ -434,6 +439,44 @@ describe("API requests per build", () => {
       "DELETE /api/v1/namespaces/ci-builds/secrets/kib-…",
     ]);
     expect(cluster.requests).toHaveLength(12);
+  });
+});
+
+describe("a namespace with a ResourceQuota on cpu and memory", () => {
+  beforeAll(() => {
+    cluster.createNamespace("quota-builds");
+    cluster.addResourceQuota("quota-builds", "compute", {
+      "requests.cpu": "8",
+      "requests.memory": "16Gi",
+      "limits.cpu": "8",
+      "limits.memory": "16Gi",
+    });
+  });
+
+  test("admits the build pod when resources sets the builder's: the receiver states its own", async () => {
+    const spec = specFor(makeContext(), {
+      namespace: "quota-builds",
+      resources: "requests: {cpu: 500m, memory: 1Gi}\nlimits: {cpu: 2, memory: 2Gi}",
+      timeout: "20s",
+    });
+    const reporter = recordingReporter();
+    const result = await build(spec, { reporter, runId: "test", pendingGraceMs: 300 });
+    expect(result.digest).toBe(DIGEST);
+    expect(reporter.warnings.join("\n")).not.toMatch(/quota/);
+    expect(await waitForEmpty(cluster, "quota-builds")).toEqual(NOTHING_LEFT);
+  });
+
+  test("without resources, the refusal names the builder container only", async () => {
+    const spec = specFor(makeContext(), { namespace: "quota-builds", timeout: "3s" });
+    const reporter = recordingReporter();
+    await expect(
+      build(spec, { reporter, runId: "test", pendingGraceMs: 300, deadlineSlackMs: 500 }),
+    ).rejects.toBeInstanceOf(BuildFailure);
+    const refusal = reporter.warnings.find((w) => /failed quota/.test(w)) ?? "";
+    expect(refusal).toMatch(
+      /failed quota: compute: must specify limits\.cpu for: build; limits\.memory for: build; requests\.cpu for: build; requests\.memory for: build$/,
+    );
+    expect(await waitForEmpty(cluster, "quota-builds")).toEqual(NOTHING_LEFT);
   });
 });
 

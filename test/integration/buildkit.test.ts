@@ -134,6 +134,29 @@ test("on a 1.30 server AppArmor is the appArmorProfile field, and the build succ
   expect(await waitForEmpty(cluster130)).toEqual(NOTHING_LEFT);
 });
 
+test("insecure-registries: the Job carries the daemon's buildkitd.toml, and the build succeeds", async () => {
+  const result = await build(
+    spec(cluster, { "keep-job": "true", "insecure-registries": "registry.example:5000" }),
+    { reporter: recordingReporter(), runId: "bk" },
+  );
+  const job = cluster.objects("jobs", "ci-builds").find((j) => j.metadata.name === result.job);
+  const container = job.spec.template.spec.containers[0];
+  expect(container.env).toEqual(
+    expect.arrayContaining([
+      {
+        name: "BUILDKITD_TOML",
+        value: '[registry."registry.example:5000"]\n  http = true\n  insecure = true\n',
+      },
+    ]),
+  );
+  expect(container.command[2]).toMatch(
+    /^mkdir -p "\$HOME\/\.config\/buildkit" && .* --config=\$HOME\/\.config\/buildkit\/buildkitd\.toml" && buildctl-daemonless\.sh "\$@"/,
+  );
+  expect(result.digest).toBe(RECORDED_DIGEST);
+  await fetchCleanup(cluster, result.job);
+  expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
+});
+
 test("a multi-platform build returns the index digest", async () => {
   const index = `sha256:${"ab".repeat(32)}`;
   cluster.useScenario("buildkit-rootless-success-cold", { digest: index });

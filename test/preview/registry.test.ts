@@ -8,6 +8,7 @@ import { previewTagMatcher, previewTags } from "../../src/core/spec/preview-tags
 import { RegistryClient, RegistryError, deletePreviewTags } from "../../src/core/registry/index.js";
 import { cleanupPreviewImages, detectPreviewEvent } from "../../src/github/preview/index.js";
 import * as payloads from "./payloads.js";
+import { startConnectProxy } from "../support/connect-proxy.js";
 import {
   TEST_PASSWORD,
   TEST_USER,
@@ -196,6 +197,62 @@ describe("OCI distribution client on a real registry", () => {
       report: { deleted: expect.any(Array) },
     });
     expect(await client.listTags("acme/site")).toEqual(["main"]);
+  });
+
+  it("behind HTTP_PROXY: every registry call goes through the proxy (a name only the proxy resolves)", async () => {
+    const proxy = await startConnectProxy();
+    try {
+      const port = registry.host.split(":")[1];
+      const host = `registry.proxied.test:${port}`;
+      await pushTestImage(client, "acme/proxied", ["pr-12", "pr-12-aaaaaaa"], "proxied-pr");
+      await pushTestImage(client, "acme/proxied", ["main"], "proxied-main");
+      const result = await cleanupPreviewImages({
+        repositories: [`${host}/acme/proxied`],
+        number: 12,
+        insecureRegistries: [host],
+        proxy: { httpProxy: proxy.url, httpsProxy: proxy.url, noProxy: "localhost,.internal" },
+      });
+      expect(result.warnings).toEqual([]);
+      expect(await client.listTags("acme/proxied")).toEqual(["main"]);
+      const seen = proxy.forwarded.map((line) => line.replace(/sha256:[0-9a-f]{64}/, "<digest>"));
+      expect(seen.sort()).toEqual([
+        `DELETE http://${host}/v2/acme/proxied/manifests/<digest>`,
+        `GET http://${host}/v2/acme/proxied/tags/list?n=1000`,
+        `HEAD http://${host}/v2/acme/proxied/manifests/main`,
+        `HEAD http://${host}/v2/acme/proxied/manifests/pr-12`,
+        `HEAD http://${host}/v2/acme/proxied/manifests/pr-12-aaaaaaa`,
+      ]);
+      // NO_PROXY naming the registry: straight there, which this name cannot reach.
+      const forwarded = proxy.forwarded.length;
+      const bypassed = await cleanupPreviewImages({
+        repositories: [`${host}/acme/proxied`],
+        number: 12,
+        insecureRegistries: [host],
+        proxy: { httpProxy: proxy.url, noProxy: ".proxied.test" },
+      });
+      expect(bypassed.warnings[0]).toMatch(
+        /^preview: could not remove the preview tags of registry\.proxied\.test:\d+\/acme\/proxied: GET http:\/\/registry\.proxied\.test/,
+      );
+      expect(proxy.forwarded.length).toBe(forwarded);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("behind HTTPS_PROXY an https registry is reached through a CONNECT tunnel, and a failure names the proxy", async () => {
+    const proxy = await startConnectProxy();
+    try {
+      // Nothing listens behind this name: the proxy refuses the tunnel (502), as a corporate proxy would.
+      const https = new RegistryClient("registry.proxied.test:2", {
+        proxy: { httpsProxy: proxy.url },
+      });
+      await expect(https.ping()).rejects.toThrow(
+        /^GET https:\/\/registry\.proxied\.test:2\/v2\/ \(through http:\/\/127\.0\.0\.1:\d+, from HTTPS_PROXY\): ./,
+      );
+      expect(proxy.tunnels.map((t) => t.target)).toEqual(["registry.proxied.test:2"]);
+    } finally {
+      await proxy.close();
+    }
   });
 
   it("cleanupPreviewImages turns an unreachable registry into a warning", async () => {

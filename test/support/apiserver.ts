@@ -30,6 +30,8 @@ export interface RequestRecord {
   stream?: "watch" | "log" | "attach";
   /** For a log stream: who ended it, the server (the log's end, a drop) or the client. */
   endedBy?: "server" | "client";
+  /** The client's TCP port, as the API server's audit log records the source address. */
+  peerPort?: number;
 }
 
 export interface ForbidRule {
@@ -186,6 +188,7 @@ export class ApiServer {
       status,
     };
     if (stream) r.stream = stream;
+    if (req.socket.remotePort !== undefined) r.peerPort = req.socket.remotePort;
     this.requests.push(r);
     return r;
   }

@@ -42,6 +42,8 @@ export interface TestCluster {
     extraContexts?: string[];
   }): string;
   createNamespace(name: string, labels?: Record<string, string>): void;
+  /** A ResourceQuota in the namespace, enforced when the Job controller creates a pod. */
+  addResourceQuota(namespace: string, name: string, hard: Record<string, string>): void;
   addToken(
     token: string,
     rules?: {
@@ -172,6 +174,12 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
       });
     },
     createNamespace,
+    addResourceQuota(namespace, name, hard) {
+      controllers.quotas.set(namespace, [
+        ...(controllers.quotas.get(namespace) ?? []),
+        { name, hard },
+      ]);
+    },
     addToken(t, rules) {
       api.tokens.set(t, {
         user: rules?.user ?? `system:serviceaccount:default:test-sa-${++saCount}`,

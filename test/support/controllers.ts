@@ -2,6 +2,7 @@
 import { randomBytes } from "node:crypto";
 import { involvedOf, recordEvent } from "./events.js";
 import { podSecurityMessage, podSecurityViolations } from "./pod-security.js";
+import { quotaRefusal, type ResourceQuota } from "./quota.js";
 import type { Kubelet, ScenarioOverrides } from "./kubelet.js";
 import { clone, nowIso, type Resource, type Store, type StoreEvent } from "./store.js";
 
@@ -37,6 +38,8 @@ export class Controllers {
   private readonly unsubscribe: () => void;
   /** Every pod name ever created, per namespace, in creation order. */
   readonly podHistory = new Map<string, string[]>();
+  /** ResourceQuotas by namespace (admission only: the API does not serve them). */
+  readonly quotas = new Map<string, ResourceQuota[]>();
 
   constructor(
     private readonly store: Store,
@@ -156,14 +159,17 @@ export class Controllers {
         );
       }
     }
-    // Pod Security admission refuses the pod: the Job controller records FailedCreate on the Job
+    // Pod Security or ResourceQuota admission refuses the pod: the Job controller records FailedCreate on the Job
     // and tries again with a growing back-off, as kube-controller-manager does.
     const namespace = this.store.get("namespaces", undefined, ns);
     const admission = podSecurityViolations(namespace?.metadata?.labels, pod);
-    if (admission.violations.length) {
+    const refusal = admission.violations.length
+      ? podSecurityMessage(name, admission.level, admission.violations)
+      : quotaRefusal(this.quotas.get(ns) ?? [], name, pod);
+    if (refusal !== undefined) {
       recordEvent(this.store, involvedOf(job), {
         reason: "FailedCreate",
-        message: `Error creating: ${podSecurityMessage(name, admission.level, admission.violations)}`,
+        message: `Error creating: ${refusal}`,
         type: "Warning",
         component: "job-controller",
       });

@@ -1,4 +1,7 @@
-/** A throw-away CA and a server certificate for 127.0.0.1/localhost, made with the openssl CLI. */
+/**
+ * A throw-away CA and a server certificate for 127.0.0.1/localhost (and apiserver.proxied.test, the
+ * name the loopback proxy in connect-proxy.ts resolves), made with the openssl CLI.
+ */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -52,7 +55,7 @@ export function makeServerTls(): ServerTls {
     );
     writeFileSync(
       join(dir, "ext.cnf"),
-      "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost,IP:::1\n",
+      "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost,IP:::1,DNS:apiserver.proxied.test\n",
     );
     run(
       "x509",

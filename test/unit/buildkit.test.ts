@@ -595,6 +595,67 @@ describe("the container script", () => {
   });
 });
 
+describe("insecure registries reach the daemon: pulls over plain HTTP too", () => {
+  /**
+   * The stock rootless image as it behaves: buildctl-daemonless.sh starts buildkitd with
+   * $BUILDKITD_FLAGS (word-split), and buildkitd reads --config, else its rootless default
+   * ~/.config/buildkit/buildkitd.toml, which the image does not carry. This stand-in buildkitd
+   * prints the configuration it would run with.
+   */
+  async function daemonConfigOf(s: BuildSpec): Promise<string> {
+    const { container } = buildkit.render(s, ENV);
+    const dir = await mkdtemp(join(tmpdir(), "kib-buildkitd-"));
+    try {
+      await mkdir(join(dir, "bin"));
+      await mkdir(join(dir, "home"));
+      const daemonless = [
+        "#!/bin/sh",
+        "config=",
+        "for flag in $BUILDKITD_FLAGS; do",
+        '  case "$flag" in --config=*) config="${flag#--config=}";; esac',
+        "done",
+        '[ -n "$config" ] || config="$HOME/.config/buildkit/buildkitd.toml"',
+        `if [ -f "$config" ]; then cat "$config"; else echo "(no buildkitd.toml)"; fi > ${dir}/daemon-config`,
+        `printf '{"containerimage.digest":"sha256:${"a".repeat(64)}"}' > ${dir}/metadata.json`,
+      ].join("\n");
+      await writeFile(join(dir, "bin", "buildctl-daemonless.sh"), `${daemonless}\n`);
+      await chmod(join(dir, "bin", "buildctl-daemonless.sh"), 0o755);
+      const script = container
+        .command![2]!.replace(BUILDKIT_METADATA_FILE, join(dir, "metadata.json"))
+        .replace("/dev/termination-log", join(dir, "termination-log"));
+      const env: Record<string, string> = {
+        PATH: `${dir}/bin:/usr/bin:/bin`,
+        HOME: join(dir, "home"),
+      };
+      for (const e of container.env ?? []) env[e.name] = e.value ?? "";
+      await new Promise<void>((resolve, reject) =>
+        execFile("/bin/sh", ["-c", script, "buildkit", ...container.args!], { env }, (error) =>
+          error ? reject(error) : resolve(),
+        ),
+      );
+      return await readFile(join(dir, "daemon-config"), "utf8");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  test("every insecure registry gets http = true and insecure = true in the daemon's buildkitd.toml", async () => {
+    const s = spec({ insecureRegistries: ["mirror.internal:5000", "10.0.0.5:5000"] });
+    expect(await daemonConfigOf(s)).toBe(
+      '[registry."mirror.internal:5000"]\n  http = true\n  insecure = true\n\n' +
+        '[registry."10.0.0.5:5000"]\n  http = true\n  insecure = true\n\n',
+    );
+  });
+
+  test("without insecure registries the pod is unchanged: no config, the plain script", async () => {
+    const s = spec();
+    expect(await daemonConfigOf(s)).toBe("(no buildkitd.toml)\n");
+    const { container } = buildkit.render(s, ENV);
+    expect(container.command).toEqual(["sh", "-c", BUILDKIT_SCRIPT, "buildkit"]);
+    expect(container.env?.map((e) => e.name)).not.toContain("BUILDKITD_TOML");
+  });
+});
+
 describe("buildkit.unsupported", () => {
   test("the common inputs are all supported", () => {
     expect(

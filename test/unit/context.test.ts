@@ -507,23 +507,54 @@ describe("planContext: the walk (fsutil filterFS.Walk semantics)", () => {
     ]);
   });
 
-  test("a symlink pointing outside the context is refused, naming it", async () => {
-    await expect(plan(["link a/b ../../etc/passwd"])).rejects.toThrow(
-      /input "context": symlink a\/b points outside the context \(\.\.\/\.\.\/etc\/passwd/,
-    );
-    await expect(plan(["link abs /etc"])).rejects.toBeInstanceOf(InputError);
-    // …unless it is ignored: then it is not sent and not judged.
-    expect(await plan(["link a/b ../../etc/passwd", "file k"], "a\n")).toEqual([
-      "file .dockerignore",
+  test("a symlink pointing outside the context is sent as a link, dangling or not (as docker does)", async () => {
+    expect(
+      await plan([
+        "link .venv/bin/python /nonexistent/usr/bin/python3",
+        "link a/b ../../etc/passwd",
+        "link abs /etc",
+      ]),
+    ).toEqual([
+      "dir .venv",
+      "dir .venv/bin",
+      "symlink:/nonexistent/usr/bin/python3 .venv/bin/python",
       "file Dockerfile",
-      "file k",
+      "dir a",
+      "symlink:../../etc/passwd a/b",
+      "symlink:/etc abs",
     ]);
   });
 
-  test("a symlink escaping through another symlink is refused", async () => {
+  test("a link out of the context is never followed: the walk does not enter it, the tar holds the link", async () => {
     const outside = tree(["file secret s"]);
-    await expect(plan([`link ign ${outside}`, "link a ign/secret"], "ign\n")).rejects.toThrow(
-      /symlink a points outside/,
+    const root = tree(["file Dockerfile FROM x", `link ign ${outside}`, "link a ign/secret"]);
+    const p = await planContext(root, { dockerfile: "Dockerfile" });
+    expect(listing(p)).toEqual([
+      "file Dockerfile",
+      "symlink:ign/secret a",
+      `symlink:${outside} ign`,
+    ]);
+    const items = await untarList(await collect(tarContext(p)));
+    expect(items.map((h) => [h.name, h.type, h.linkname])).toEqual([
+      ["Dockerfile", "file", null],
+      ["a", "symlink", "ign/secret"],
+      ["ign", "symlink", outside],
+    ]);
+  });
+
+  test("an ignore file or a Dockerfile that a symlink takes out of the context is refused, naming it", async () => {
+    const outside = tree(["file ignore secret.env", "file Dockerfile FROM x"]);
+    await expect(
+      planContext(tree(["file Dockerfile FROM x", `link .dockerignore ${outside}/ignore`]), {
+        dockerfile: "Dockerfile",
+      }),
+    ).rejects.toThrow(
+      /input "context": the ignore file \.dockerignore is a symlink to .*ignore, outside the context directory; copy the file into the context instead/,
+    );
+    await expect(
+      planContext(tree([`link Dockerfile ${outside}/Dockerfile`]), { dockerfile: "Dockerfile" }),
+    ).rejects.toThrow(
+      /input "file": the Dockerfile Dockerfile is a symlink to .*, outside the context/,
     );
   });
 

@@ -161,7 +161,7 @@ describe("renderManifests", () => {
                 stdinOnce: true,
                 resources: {
                   requests: { cpu: "100m", memory: "32Mi" },
-                  limits: { memory: "128Mi" },
+                  limits: { cpu: "1", memory: "128Mi" },
                 },
                 volumeMounts: [{ name: "workspace", mountPath: "/kaniko/buildcontext" }],
               },

@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { KANIKO_IMAGE } from "../../src/core/builders/kaniko.js";
+import { rawSecretValues } from "../../src/core/spec/masking.js";
 import { InputError } from "../../src/core/errors.js";
 import { parseImageReference, splitList } from "../../src/core/spec/parse.js";
 import {
@@ -723,8 +724,40 @@ describe("kubeconfig", () => {
     expect(spec({ kubeconfig: v }).cluster.kubeconfigContent).toBe(content);
   });
 
+  test("a path to a kubeconfig file (kubectl's --kubeconfig, a GitLab File variable): its content, and where it came from", () => {
+    const file = join(root, "gitlab-file-variable-KUBECONFIG");
+    writeFileSync(file, KUBECONFIG);
+    const cluster = spec({ kubeconfig: file }).cluster;
+    expect(cluster.kubeconfigContent).toBe(KUBECONFIG);
+    expect(cluster.kubeconfigFile).toBe(file);
+    // base64 in the file (a File variable pasted from `base64 -w0 ~/.kube/config`)
+    writeFileSync(file, Buffer.from(KUBECONFIG).toString("base64"));
+    expect(spec({ kubeconfig: file }).cluster.kubeconfigContent).toBe(KUBECONFIG);
+    // "~/" from the home directory the adapter names (an input reaches no shell to expand it)
+    mkdirSync(join(root, "home", ".kube"), { recursive: true });
+    writeFileSync(join(root, "home", ".kube", "config"), KUBECONFIG);
+    const fromHome = parseBuildSpec(
+      { tags: "ghcr.io/acme/web:1", kubeconfig: "~/.kube/config" },
+      { ...env(), home: join(root, "home") },
+    ).cluster;
+    expect(fromHome.kubeconfigFile).toBe(join(root, "home", ".kube", "config"));
+    // relative to the workspace
+    writeFileSync(join(ws, "kubeconfig.yaml"), KUBECONFIG);
+    expect(spec({ kubeconfig: "kubeconfig.yaml" }).cluster.kubeconfigFile).toBe(
+      join(ws, "kubeconfig.yaml"),
+    );
+  });
+
+  test("a path that does not exist, or a file that is no kubeconfig, is named", () => {
+    expect(errorOf({ kubeconfig: "/home/me/.kube/config" })).toBe(
+      'input "kubeconfig": there is no file /home/me/.kube/config; give the path of a kubeconfig file, its YAML, or base64 of it',
+    );
+    expect(errorOf({ kubeconfig: "notadir.txt" })).toBe(
+      `input "kubeconfig": the file ${join(ws, "notadir.txt")} is neither kubeconfig YAML nor base64 of it`,
+    );
+  });
+
   test.each([
-    ["a path", "/home/me/.kube/config"],
     ["plain text", "not a kubeconfig SECRETISH"],
     ["base64 of text", Buffer.from("hello SECRETISH").toString("base64")],
     ["broken YAML", "clusters: [SECRETISH"],
@@ -733,7 +766,7 @@ describe("kubeconfig", () => {
   ])("%s", (_name, v) => {
     const message = errorOf({ kubeconfig: v });
     expect(message).toBe(
-      'input "kubeconfig": is neither kubeconfig YAML nor base64 of it (the value is not shown)',
+      'input "kubeconfig": is neither the path of a kubeconfig file, kubeconfig YAML nor base64 of it (the value is not shown)',
     );
     expect(message).not.toContain("SECRETISH");
   });
@@ -777,6 +810,48 @@ describe("registry credentials", () => {
       kind: "docker-config-json",
       json: JSON.stringify(config),
     });
+  });
+
+  test("docker-config-json from a workstation: helper keys are dropped when every entry holds its credentials", () => {
+    const laptop = {
+      auths: { "ghcr.io": { auth: "Ym90OnB3" }, "quay.io": { username: "u", password: "p" } },
+      credsStore: "desktop",
+      credHelpers: { "ghcr.io": "gcloud" },
+      currentContext: "desktop-linux",
+    };
+    expect(spec({ "docker-config-json": JSON.stringify(laptop) }).registryAuth).toEqual({
+      kind: "docker-config-json",
+      json: JSON.stringify({
+        auths: laptop.auths,
+        currentContext: "desktop-linux",
+      }),
+    });
+  });
+
+  test.each([
+    [
+      "credsStore with empty entries (Docker Desktop)",
+      { auths: { "ghcr.io": {}, "https://index.docker.io/v1/": {} }, credsStore: "desktop" },
+      'input "docker-config-json": the credentials for ghcr.io, https://index.docker.io/v1/ are kept by docker-credential-desktop on the machine this config.json comes from, not in the file, and the build pod has no such helper; give a config.json whose "auths" entries hold "auth" (docker login with DOCKER_CONFIG set to an empty directory writes one), or use registry-username and registry-password',
+    ],
+    [
+      "credHelpers for one registry",
+      {
+        auths: { "quay.io": { auth: "SECRETISH" } },
+        credHelpers: { "123.dkr.ecr.us-east-1.amazonaws.com": "ecr-login" },
+      },
+      'input "docker-config-json": the credentials for 123.dkr.ecr.us-east-1.amazonaws.com are kept by docker-credential-ecr-login on the machine',
+    ],
+    [
+      "credsStore and no entries at all",
+      { auths: {}, credsStore: "osxkeychain" },
+      'input "docker-config-json": the credentials are kept by docker-credential-osxkeychain on the machine',
+    ],
+  ])("docker-config-json: %s is refused in one line", (_name, config, message) => {
+    const m = errorOf({ "docker-config-json": JSON.stringify(config) });
+    expect(m.startsWith(message)).toBe(true);
+    expect(m).not.toContain("\n");
+    expect(m).not.toContain("SECRETISH");
   });
 
   test.each([
@@ -1082,4 +1157,18 @@ describe("splitList", () => {
       "text follows a closing double quote before the end of the item",
     );
   });
+});
+
+test("masking before parsing: a kubeconfig path is shown, kubeconfig content and other secrets are masked", () => {
+  expect(
+    rawSecretValues({
+      kubeconfig: "/builds/acme/web.tmp/CLUSTER_KUBECONFIG",
+      "registry-password": "hunter2",
+    }),
+  ).toEqual(["hunter2"]);
+  expect(rawSecretValues({ kubeconfig: "~/.kube/config" })).toEqual([]);
+  const content = "apiVersion: v1\nclusters: []";
+  expect(rawSecretValues({ kubeconfig: content })).toEqual([content]);
+  const base64 = Buffer.from(content).toString("base64");
+  expect(rawSecretValues({ kubeconfig: base64 })).toEqual([base64]);
 });

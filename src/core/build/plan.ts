@@ -11,6 +11,7 @@ import { planContext } from "../context/index.js";
 import { InputError } from "../errors.js";
 import { newBuildIdentity } from "../job/manifests.js";
 import { secretsOf } from "../spec/masking.js";
+import { displayProxyUrl } from "../proxy.js";
 import { formatDuration } from "../spec/parse.js";
 import type { BuildSpec } from "../types.js";
 import { formatBytes } from "./format.js";
@@ -74,6 +75,19 @@ export async function planBuild(spec: BuildSpec, options: BuildOptions): Promise
   await reporter.group("Plan", async () => {
     reporter.info(`Builder: ${builder.name} (${spec.builderImage})`);
     reporter.info(`Cluster: ${connection.server} (${connection.origin})`);
+    if (connection.proxy) {
+      reporter.info(
+        `Proxy: ${displayProxyUrl(connection.proxy.url)} (${connection.proxy.from}) for the API server`,
+      );
+    } else {
+      const secure = connection.server.startsWith("https:");
+      const variable = secure ? "HTTPS_PROXY" : "HTTP_PROXY";
+      if (secure ? spec.cluster.proxy?.httpsProxy : spec.cluster.proxy?.httpProxy) {
+        reporter.info(
+          `Proxy: none for the API server (${variable} is set; NO_PROXY or a loopback address excludes the server)`,
+        );
+      }
+    }
     reporter.info(`Namespace: ${namespace}`);
     reporter.info(`Job: ${identity.jobName}`);
     reporter.info(`Tags: ${spec.tags.join(", ")}${spec.push ? "" : " (not pushed)"}`);

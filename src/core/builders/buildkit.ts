@@ -52,6 +52,32 @@ export const BUILDKIT_SCRIPT =
 /** `sh -c SCRIPT NAME args…`: NAME is $0, what sh prints in its own error messages. */
 const COMMAND = ["sh", "-c", BUILDKIT_SCRIPT, "buildkit"];
 
+/**
+ * Rootless buildkitd's own config file (its default place, ~/.config/buildkit/buildkitd.toml,
+ * also given with --config). The stock image has none, so BuildKit pulls base images over HTTPS
+ * whatever buildctl's push flags say.
+ */
+export const BUILDKITD_CONFIG_FILE = "$HOME/.config/buildkit/buildkitd.toml";
+/** The generated config travels in the pod spec as this variable: no secret, no extra object. */
+export const BUILDKITD_CONFIG_ENV = "BUILDKITD_TOML";
+
+/** Writes $BUILDKITD_TOML where buildkitd reads it and names it in BUILDKITD_FLAGS, then the build. */
+export const BUILDKITD_CONFIG_SCRIPT =
+  `mkdir -p "$HOME/.config/buildkit" && ` +
+  `printf '%s\\n' "$${BUILDKITD_CONFIG_ENV}" > "${BUILDKITD_CONFIG_FILE}" && ` +
+  `export BUILDKITD_FLAGS="$BUILDKITD_FLAGS --config=${BUILDKITD_CONFIG_FILE}" && `;
+
+/**
+ * buildkitd.toml for the registries spoken to over plain HTTP: pulls (FROM, cache imports) as
+ * well as pushes. Undefined when there are none.
+ */
+export function buildkitdConfig(spec: BuildSpec): string | undefined {
+  if (spec.insecureRegistries.length === 0) return undefined;
+  return spec.insecureRegistries
+    .map((host) => `[registry."${host}"]\n  http = true\n  insecure = true\n`)
+    .join("\n");
+}
+
 const POD_SECURITY_LEVEL = "privileged";
 
 /** The registry host of an image reference, as Docker decides it (docker.io when implicit). */
@@ -203,11 +229,17 @@ function render(spec: BuildSpec, env: RenderEnvironment): BuilderPod {
     // buildctl-daemonless.sh waits ~2 s for buildkitd by default; ~30 s on a busy node.
     { name: "BUILDCTL_CONNECT_RETRIES_MAX", value: "50" },
   ];
+  const daemonConfig = buildkitdConfig(spec);
+  if (daemonConfig !== undefined)
+    containerEnv.push({ name: BUILDKITD_CONFIG_ENV, value: daemonConfig });
 
   const container: V1Container = {
     name: BUILD_CONTAINER,
     image: spec.builderImage,
-    command: [...COMMAND],
+    command:
+      daemonConfig === undefined
+        ? [...COMMAND]
+        : ["sh", "-c", BUILDKITD_CONFIG_SCRIPT + BUILDKIT_SCRIPT, "buildkit"],
     args: buildctlArgs(spec),
     env: containerEnv,
     securityContext: {

@@ -3,10 +3,17 @@
  * then kubeconfig files, then the in-cluster service account) and one factory for API clients.
  */
 import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
-import { BatchV1Api, CoreV1Api, KubeConfig, VersionApi } from "@kubernetes/client-node";
+import { dirname, join } from "node:path";
+import {
+  BatchV1Api,
+  CoreV1Api,
+  KubeConfig,
+  VersionApi,
+  type Cluster,
+} from "@kubernetes/client-node";
 import { BuildFailure } from "../errors.js";
-import type { ClusterSource } from "../types.js";
+import { displayProxyUrl, proxyFor, type ChosenProxy } from "../proxy.js";
+import type { ClusterSource, ProxySettings } from "../types.js";
 
 export interface ClusterConnection {
   kubeConfig: KubeConfig;
@@ -15,6 +22,8 @@ export interface ClusterConnection {
   /** Where the configuration came from, for the log ("input kubeconfig", a path, "in-cluster"). */
   origin: string;
   server: string;
+  /** The proxy every API call, watch, log stream and attach goes through, when one applies. */
+  proxy?: { url: string; from: string };
 }
 
 /** API clients for one connection. Tests and other adapters can build their own from a KubeConfig. */
@@ -47,6 +56,13 @@ function loadFromContent(content: string, origin: string): KubeConfig {
     const reason = error instanceof Error ? error.message.split("\n")[0] : String(error);
     throw kubeconfigFailure(`${origin} is not a valid kubeconfig (${reason})`);
   }
+  return kc;
+}
+
+/** A kubeconfig file; relative certificate and key paths in it resolve from its directory (kubectl). */
+function loadFromFile(file: string): KubeConfig {
+  const kc = loadFromContent(readFileSync(file, "utf8"), file);
+  kc.makePathsAbsolute(dirname(file));
   return kc;
 }
 
@@ -87,16 +103,18 @@ export function connect(source: ClusterSource): ClusterConnection {
   let kc: KubeConfig;
   let origin: string;
   let fallbackNamespace: string | undefined;
-  if (source.kubeconfigContent !== undefined) {
+  if (source.kubeconfigContent !== undefined && source.kubeconfigFile !== undefined) {
+    kc = loadFromContent(source.kubeconfigContent, source.kubeconfigFile);
+    kc.makePathsAbsolute(dirname(source.kubeconfigFile));
+    origin = `kubeconfig input ${source.kubeconfigFile}`;
+  } else if (source.kubeconfigContent !== undefined) {
     kc = loadFromContent(source.kubeconfigContent, "the kubeconfig input");
     origin = "kubeconfig input";
   } else {
     const files = source.kubeconfigPaths.filter((path) => existsSync(path));
     if (files.length > 0) {
-      kc = loadFromContent(readFileSync(files[0], "utf8"), files[0]);
-      for (const file of files.slice(1)) {
-        kc.mergeConfig(loadFromContent(readFileSync(file, "utf8"), file), true);
-      }
+      kc = loadFromFile(files[0]);
+      for (const file of files.slice(1)) kc.mergeConfig(loadFromFile(file), true);
       origin = files.join(", ");
     } else if (source.inCluster) {
       kc = loadInCluster(source.inCluster);
@@ -131,10 +149,41 @@ export function connect(source: ClusterSource): ClusterConnection {
   if (!cluster?.server) {
     throw kubeconfigFailure(`context "${contextName}" names no cluster with a server`);
   }
+  const proxy = applyProxy(kc, cluster, source.proxy);
   return {
     kubeConfig: kc,
     contextNamespace: context.namespace || fallbackNamespace || "default",
     origin,
     server: cluster.server,
+    ...(proxy ? { proxy } : {}),
   };
+}
+
+/**
+ * The cluster's proxy, as kubectl chooses it: the kubeconfig's own proxy-url, else HTTPS_PROXY /
+ * HTTP_PROXY unless NO_PROXY (or a loopback server) says otherwise. client-node reads only
+ * proxy-url, for requests, watches, logs and websockets alike; so the chosen proxy is written
+ * there.
+ */
+function applyProxy(
+  kc: KubeConfig,
+  cluster: Cluster,
+  settings: ProxySettings | undefined,
+): ClusterConnection["proxy"] {
+  if (cluster.proxyUrl) return { url: cluster.proxyUrl, from: "kubeconfig proxy-url" };
+  let chosen: ChosenProxy | undefined;
+  try {
+    chosen = proxyFor(settings, cluster.server);
+  } catch {
+    throw kubeconfigFailure(`the server "${cluster.server}" is not a URL`);
+  }
+  if (!chosen) return undefined;
+  if (!/^(https?|socks[45]h?):\/\//i.test(chosen.url)) {
+    throw kubeconfigFailure(
+      `${chosen.from} is ${displayProxyUrl(chosen.url)}: give an http://, https:// or socks5:// proxy URL`,
+    );
+  }
+  const proxied: Cluster = { ...cluster, proxyUrl: chosen.url };
+  kc.clusters = kc.clusters.map((c) => (c.name === cluster.name ? proxied : c));
+  return chosen;
 }

@@ -12,8 +12,12 @@
  *   BuildKit does.
  *
  * On top of Docker: the Dockerfile and the ignore files are always sent (the builder in the pod
- * reads them from the context), `.git` at the root is never sent, special files are skipped and a
- * symlink leading out of the context is refused.
+ * reads them from the context), `.git` at the root is never sent and special files are skipped.
+ *
+ * Symlinks travel as symlinks, wherever they point (docker and buildx do the same): the walk never
+ * follows one, so a link out of the context (a virtualenv's `bin/python -> /usr/bin/python3`,
+ * dangling here) reads nothing outside it. Only the files this tool itself reads are refused when
+ * a link takes them out of the context: the ignore files and the Dockerfile.
  */
 import { type Dirent, type Stats } from "node:fs";
 import { lstat, readdir, readFile, readlink, realpath, stat } from "node:fs/promises";
@@ -76,9 +80,31 @@ function withoutTrailingGlob(text: string): string {
 
 const PATTERN_CHARS = /[*[\]?^\\]/;
 
-async function readIgnoreFile(file: string): Promise<string | null> {
+/** Refuses a file the tool reads (or the builder must read) that a symlink takes out of the context. */
+async function checkReadInside(
+  root: string,
+  rel: string,
+  input: "context" | "file",
+  what: string,
+): Promise<void> {
+  let real: string;
   try {
-    return await readFile(file, "utf8");
+    real = await realpath(path.join(root, rel));
+  } catch {
+    return; // missing or dangling: the caller reports what is missing
+  }
+  if (!isInside(root, real)) {
+    throw new InputError(
+      input,
+      `${what} ${rel} is a symlink to ${real}, outside the context directory; copy the file into the context instead`,
+    );
+  }
+}
+
+async function readIgnoreFile(root: string, rel: string): Promise<string | null> {
+  await checkReadInside(root, rel, "context", "the ignore file");
+  try {
+    return await readFile(path.join(root, rel), "utf8");
   } catch (error) {
     const code = errnoCode(error);
     if (code === "ENOENT" || code === "ENOTDIR") return null;
@@ -126,14 +152,15 @@ export async function planContext(dir: string, opts: { dockerfile: string }): Pr
     );
   }
   if (!dockerfileStat.isFile()) throw new InputError("file", `${dockerfile} is not a file`);
+  await checkReadInside(root, dockerfile, "file", "the Dockerfile");
 
   // The ignore file: <dockerfile>.dockerignore wins over the root .dockerignore (BuildKit).
   const specificIgnore = `${dockerfile}.dockerignore`;
   let ignoreName = specificIgnore;
-  let ignoreText = await readIgnoreFile(path.join(root, specificIgnore));
+  let ignoreText = await readIgnoreFile(root, specificIgnore);
   if (ignoreText === null) {
     ignoreName = ".dockerignore";
-    ignoreText = await readIgnoreFile(path.join(root, ".dockerignore"));
+    ignoreText = await readIgnoreFile(root, ".dockerignore");
   }
   let matcher: PatternMatcher;
   try {
@@ -171,23 +198,7 @@ export async function planContext(dir: string, opts: { dockerfile: string }): Pr
     if (st.isDirectory()) return { path: rel, type: "directory", size: 0, mode, mtime: st.mtime };
     if (st.isFile()) return { path: rel, type: "file", size: st.size, mode, mtime: st.mtime };
     if (st.isSymbolicLink()) {
-      const abs = path.join(root, rel);
-      const target = await readlink(abs);
-      const lexical = path.resolve(path.dirname(abs), target);
-      let resolved = lexical;
-      try {
-        resolved = await realpath(abs);
-      } catch {
-        // dangling: judge by the link text alone
-      }
-      for (const p of [lexical, resolved]) {
-        if (!isInside(root, p)) {
-          throw new InputError(
-            "context",
-            `symlink ${rel} points outside the context (${target} → ${p})`,
-          );
-        }
-      }
+      const target = await readlink(path.join(root, rel));
       return { path: rel, type: "symlink", size: 0, mode, mtime: st.mtime, linkTarget: target };
     }
     return null; // sockets, fifos, devices

@@ -1,12 +1,15 @@
 /** The gzip tar stream of a planned build context: streamed, never the whole context in memory. */
-import { constants as fsc, createReadStream, type ReadStream } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { constants as fsc, type ReadStream } from "node:fs";
+import { open, readFile } from "node:fs/promises";
 import path from "node:path";
 import { Transform, type Readable } from "node:stream";
 import { createGzip } from "node:zlib";
 import tarStream from "tar-stream";
 import type { ContextEntry, ContextPlan } from "./plan.js";
 import { InputError, messageOf } from "../errors.js";
+
+/** A file that became a symlink after the walk is not followed (it would be read from outside). */
+const READ_NOFOLLOW = fsc.O_RDONLY | fsc.O_NOFOLLOW;
 
 /** Files up to this size are read whole (and a few ahead); larger ones are streamed. */
 const SMALL_FILE = 512 * 1024;
@@ -127,7 +130,10 @@ export function tarContext(
       const e = plan.entries[prefetchNext];
       if (e.type === "file" && !isSmall(e)) break; // a large file is streamed in turn
       if (isSmall(e)) {
-        const p = readFile(path.join(plan.dir, e.path), { signal: abort.signal });
+        const p = readFile(path.join(plan.dir, e.path), {
+          signal: abort.signal,
+          flag: READ_NOFOLLOW,
+        });
         p.catch(() => {}); // observed when its turn comes
         prefetched.set(prefetchNext, p);
         prefetchBytes += e.size;
@@ -148,7 +154,8 @@ export function tarContext(
       });
     });
     finished.catch(() => {});
-    const rs = createReadStream(path.join(plan.dir, e.path), {
+    const handle = await open(path.join(plan.dir, e.path), READ_NOFOLLOW);
+    const rs = handle.createReadStream({
       start: 0,
       end: Math.max(0, e.size - 1),
       highWaterMark: 256 * 1024,
@@ -200,7 +207,7 @@ export function tarContext(
         const pending = prefetched.get(i);
         prefetched.delete(i);
         let body = await (pending ??
-          readFile(path.join(plan.dir, e.path), { signal: abort.signal }));
+          readFile(path.join(plan.dir, e.path), { signal: abort.signal, flag: READ_NOFOLLOW }));
         prefetchBytes -= pending ? e.size : 0;
         if (stopped) return;
         if (body.length < e.size) throw new ChangedError(e.path);

@@ -6,7 +6,11 @@
  */
 
 import { createHash } from "node:crypto";
+import { ProxyAgent, fetch as undiciFetch } from "undici";
 
+import { messageOf } from "../errors.js";
+import { displayProxyUrl, proxyFor } from "../proxy.js";
+import type { ProxySettings } from "../types.js";
 import { apiHost } from "./reference.js";
 
 export interface RegistryCredentials {
@@ -27,6 +31,11 @@ export interface RegistryClientOptions {
   userAgent?: string;
   /** Replaces the global fetch (tests). */
   fetch?: FetchFn;
+  /**
+   * HTTPS_PROXY / HTTP_PROXY / NO_PROXY as the adapter read them: each request (the registry's
+   * and its token endpoint's) goes through the proxy they choose for its URL.
+   */
+  proxy?: ProxySettings;
 }
 
 /** Every manifest media type a tag can point to; HEAD/GET send them all so no conversion happens. */
@@ -146,6 +155,8 @@ export class RegistryClient {
   private readonly tokens = new Map<string, string>();
   /** Learnt from the first 401: how this registry wants to be authenticated. */
   private challenge: AuthChallenge | undefined;
+  /** One connection pool per proxy URL. */
+  private readonly proxyAgents = new Map<string, ProxyAgent>();
 
   constructor(registry: string, options: RegistryClientOptions = {}) {
     this.registry = registry;
@@ -383,6 +394,17 @@ export class RegistryClient {
     return token;
   }
 
+  private proxyAgent(proxyUrl: string): ProxyAgent {
+    let agent = this.proxyAgents.get(proxyUrl);
+    if (!agent) {
+      // Plain-http registries through an http proxy as absolute-form requests, as curl and Go
+      // send them (proxies commonly allow CONNECT to port 443 only); https ones through CONNECT.
+      agent = new ProxyAgent({ uri: proxyUrl, proxyTunnel: false });
+      this.proxyAgents.set(proxyUrl, agent);
+    }
+    return agent;
+  }
+
   private async send(
     method: string,
     url: string,
@@ -395,22 +417,27 @@ export class RegistryClient {
     if (this.options.userAgent) h["User-Agent"] = this.options.userAgent;
     const timeout = AbortSignal.timeout(this.options.timeoutMs ?? 30_000);
     const signal = this.options.signal ? AbortSignal.any([this.options.signal, timeout]) : timeout;
+    const init = {
+      method,
+      headers: h,
+      body: body === undefined ? undefined : new Uint8Array(body),
+      signal,
+      redirect: "follow" as const,
+    };
+    const proxy = this.options.fetch ? undefined : proxyFor(this.options.proxy, url);
     try {
-      return await this.fetchFn(url, {
-        method,
-        headers: h,
-        body: body === undefined ? undefined : new Uint8Array(body),
-        signal,
-        redirect: "follow",
-      });
+      if (proxy === undefined) return await this.fetchFn(url, init);
+      // undici's own fetch with its ProxyAgent.
+      const response = await undiciFetch(url, { ...init, dispatcher: this.proxyAgent(proxy.url) });
+      return response as unknown as Response;
     } catch (error) {
-      const cause =
-        error instanceof Error
-          ? error.cause instanceof Error
-            ? error.cause.message
-            : error.message
-          : String(error);
-      throw new RegistryError(`${method} ${url}: ${cause}`, 0);
+      // fetch's own message is "fetch failed"; the reason is its cause (duck-typed: errors may come
+      // from another realm).
+      const inner =
+        typeof error === "object" && error !== null && "cause" in error ? error.cause : undefined;
+      const cause = messageOf(inner ?? error);
+      const route = proxy ? ` (through ${displayProxyUrl(proxy.url)}, from ${proxy.from})` : "";
+      throw new RegistryError(`${method} ${url}${route}: ${cause}`, 0);
     }
   }
 }

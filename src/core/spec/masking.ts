@@ -10,6 +10,19 @@ export const SECRET_INPUTS: readonly InputName[] = [
   "secrets",
 ];
 
+/** A kubeconfig input that names a file: one line, a path's shape. The file's secrets are masked once read. */
+const KUBECONFIG_PATH = /^(\/|\.{1,2}\/|~\/|[A-Za-z]:\\)[^\s]*$/;
+
+/** The raw values of SECRET_INPUTS to mask whole, before parsing: a kubeconfig path is not one. */
+export function rawSecretValues(raw: Partial<Record<InputName, string>>): string[] {
+  return SECRET_INPUTS.flatMap((name) => {
+    const value = raw[name];
+    if (!value) return [];
+    if (name === "kubeconfig" && KUBECONFIG_PATH.test(value.trim())) return [];
+    return [value];
+  });
+}
+
 const KUBECONFIG_SECRET_FIELDS =
   /^\s*-?\s*(token|client-key-data|client-certificate-data|password|id-token|refresh-token|client-secret|access-token)\s*:\s*["']?([^"'\s]+)/;
 
@@ -23,10 +36,25 @@ export function kubeconfigSecrets(content: string): string[] {
   return values;
 }
 
+/** The password in a proxy URL (http://user:password@proxy:3128), decoded as it is sent. */
+function proxyPassword(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  try {
+    const url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(value) ? value : `http://${value}`);
+    return url.password ? decodeURIComponent(url.password) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export function secretsOf(spec: BuildSpec): string[] {
   const values: string[] = [];
   if (spec.cluster.kubeconfigContent)
     values.push(...kubeconfigSecrets(spec.cluster.kubeconfigContent));
+  for (const proxy of [spec.cluster.proxy?.httpsProxy, spec.cluster.proxy?.httpProxy]) {
+    const password = proxyPassword(proxy);
+    if (password) values.push(password);
+  }
   if (spec.registryAuth?.kind === "basic") {
     values.push(spec.registryAuth.password);
     values.push(

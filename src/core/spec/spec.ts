@@ -33,6 +33,7 @@ import type {
   ClusterSource,
   ContextSource,
   KeyValue,
+  ProxySettings,
   RegistryAuth,
   ResourceRequirements,
   Toleration,
@@ -85,6 +86,10 @@ export interface ParseEnvironment {
   workspace: string;
   kubeconfigPaths: string[];
   inCluster?: ClusterSource["inCluster"];
+  /** HTTPS_PROXY / HTTP_PROXY / NO_PROXY as the adapter read them. */
+  proxy?: ProxySettings;
+  /** The user's home directory: a kubeconfig path "~/…" starts there (CI inputs reach no shell). */
+  home?: string;
 }
 
 /** The receiver init container's image: BusyBox (tar with gzip), pinned. */
@@ -520,10 +525,8 @@ function looksLikeKubeconfig(text: string): boolean {
   );
 }
 
-/** Raw kubeconfig YAML, or base64 of it. Never echoes the value. */
-function parseKubeconfig(raw: RawInputs): string | undefined {
-  const v = value(raw, "kubeconfig");
-  if (v === undefined) return undefined;
+/** Kubeconfig YAML, or base64 of it, decoded; undefined when the text is neither. */
+function kubeconfigText(v: string): string | undefined {
   if (looksLikeKubeconfig(v)) return v;
   const compact = v.replace(/\s+/g, "");
   if (/^[A-Za-z0-9+/]+={0,2}$/.test(compact) || /^[A-Za-z0-9_-]+={0,2}$/.test(compact)) {
@@ -533,7 +536,63 @@ function parseKubeconfig(raw: RawInputs): string | undefined {
     ).toString("utf8");
     if (looksLikeKubeconfig(decoded)) return decoded;
   }
-  fail("kubeconfig", "is neither kubeconfig YAML nor base64 of it (the value is not shown)");
+  return undefined;
+}
+
+/** One line that is not base64 text: a path the user meant (it can be named in a message). */
+function looksLikePath(v: string): boolean {
+  return !/[\r\n]/.test(v) && v.length <= 4096 && /[/\\]/.test(v) && /[^A-Za-z0-9+/=_-]/.test(v);
+}
+
+/**
+ * The kubeconfig input: a path to a kubeconfig file (what kubectl's --kubeconfig takes, and what
+ * a GitLab "File" variable expands to), the YAML itself, or base64 of it. A path is resolved from
+ * the workspace. Never echoes the value unless it is a path.
+ */
+function parseKubeconfig(
+  raw: RawInputs,
+  env: ParseEnvironment,
+): { content: string; file?: string } | undefined {
+  const v = value(raw, "kubeconfig");
+  if (v === undefined) return undefined;
+  const pathOf = (p: string): string =>
+    p.startsWith("~/") && env.home !== undefined
+      ? resolve(env.home, p.slice(2))
+      : resolve(env.workspace, p);
+  if (!/[\r\n]/.test(v) && v.length <= 4096) {
+    const file = pathOf(v);
+    let isRegularFile = false;
+    try {
+      isRegularFile = statSync(file).isFile();
+    } catch {
+      // not a path to an existing file: content, or a path that is missing (below)
+    }
+    if (isRegularFile) {
+      let text: string;
+      try {
+        text = readFileSync(file, "utf8");
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code ?? String(error);
+        fail("kubeconfig", `cannot read the file ${file} (${code})`);
+      }
+      const content = kubeconfigText(text);
+      if (content === undefined)
+        fail("kubeconfig", `the file ${file} is neither kubeconfig YAML nor base64 of it`);
+      return { content, file };
+    }
+  }
+  const content = kubeconfigText(v);
+  if (content !== undefined) return { content };
+  if (looksLikePath(v)) {
+    fail(
+      "kubeconfig",
+      `there is no file ${pathOf(v)}; give the path of a kubeconfig file, its YAML, or base64 of it`,
+    );
+  }
+  fail(
+    "kubeconfig",
+    "is neither the path of a kubeconfig file, kubeconfig YAML nor base64 of it (the value is not shown)",
+  );
 }
 
 function parseNodeSelector(raw: RawInputs): Record<string, string> {
@@ -743,9 +802,54 @@ function parseRegistryAuth(raw: RawInputs, refs: ImageReference[]): RegistryAuth
         'must be a Docker config.json with an "auths" object, raw or base64 (the value is not shown)',
       );
     }
-    return { kind: "docker-config-json", json: JSON.stringify(obj) };
+    return { kind: "docker-config-json", json: JSON.stringify(withoutCredentialHelpers(obj)) };
   }
   return undefined;
+}
+
+function hasInlineCredentials(entry: unknown): boolean {
+  if (entry === null || typeof entry !== "object") return false;
+  const e = entry as Record<string, unknown>;
+  const filled = (k: string) => typeof e[k] === "string" && e[k] !== "";
+  return filled("auth") || (filled("username") && filled("password")) || filled("identitytoken");
+}
+
+/**
+ * A config.json from a workstation names credential helpers (credsStore, credHelpers) that keep
+ * the passwords on that machine; the build pod has no docker-credential-* program, so the push
+ * would fail there. The keys are dropped when every registry's credentials are inline anyway;
+ * otherwise the input is refused, naming the registries and the helper.
+ */
+function withoutCredentialHelpers(obj: Record<string, unknown>): Record<string, unknown> {
+  const credsStore = typeof obj["credsStore"] === "string" ? obj["credsStore"] : undefined;
+  const helpers = obj["credHelpers"];
+  const credHelpers: Record<string, unknown> =
+    helpers !== null && typeof helpers === "object" && !Array.isArray(helpers)
+      ? (helpers as Record<string, unknown>)
+      : {};
+  if (credsStore === undefined && !("credHelpers" in obj)) return obj;
+  const auths = obj["auths"] as Record<string, unknown>;
+  const stored = new Set<string>();
+  if (credsStore !== undefined) {
+    for (const [registry, entry] of Object.entries(auths))
+      if (!hasInlineCredentials(entry)) stored.add(registry);
+  }
+  for (const registry of Object.keys(credHelpers))
+    if (!hasInlineCredentials(auths[registry])) stored.add(registry);
+  if (stored.size > 0 || Object.keys(auths).length === 0) {
+    const names = [...new Set(Object.values(credHelpers).filter((h) => typeof h === "string"))];
+    if (credsStore !== undefined) names.unshift(credsStore);
+    const helper = names.map((n) => `docker-credential-${n}`).join(", ") || "a credential helper";
+    const which = stored.size > 0 ? `for ${[...stored].join(", ")} ` : "";
+    fail(
+      "docker-config-json",
+      `the credentials ${which}are kept by ${helper} on the machine this config.json comes from, not in the file, and the build pod has no such helper; give a config.json whose "auths" entries hold "auth" (docker login with DOCKER_CONFIG set to an empty directory writes one), or use registry-username and registry-password`,
+    );
+  }
+  const rest = { ...obj };
+  delete rest["credsStore"];
+  delete rest["credHelpers"];
+  return rest;
 }
 
 function parseBuilder(raw: RawInputs): BuilderName {
@@ -773,12 +877,14 @@ export function parseClusterInputs(
 }
 
 function clusterSource(raw: RawInputs, env: ParseEnvironment): ClusterSource {
-  const kubeconfigContent = parseKubeconfig(raw);
+  const kubeconfig = parseKubeconfig(raw, env);
   const kubeContext = parseKubeContext(raw);
   const cluster: ClusterSource = { kubeconfigPaths: [...env.kubeconfigPaths] };
-  if (kubeconfigContent !== undefined) cluster.kubeconfigContent = kubeconfigContent;
+  if (kubeconfig !== undefined) cluster.kubeconfigContent = kubeconfig.content;
+  if (kubeconfig?.file !== undefined) cluster.kubeconfigFile = kubeconfig.file;
   if (env.inCluster !== undefined) cluster.inCluster = env.inCluster;
   if (kubeContext !== undefined) cluster.context = kubeContext;
+  if (env.proxy !== undefined) cluster.proxy = env.proxy;
   return cluster;
 }
 

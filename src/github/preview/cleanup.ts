@@ -8,6 +8,7 @@ import { previewTagMatcher, type PreviewKind } from "../../core/spec/preview-tag
 import { deletePreviewTags, type PreviewCleanupReport } from "../../core/registry/cleanup.js";
 import type { FetchFn, RegistryCredentials } from "../../core/registry/client.js";
 import { isInsecureRegistry, splitRepository } from "../../core/registry/reference.js";
+import type { ProxySettings } from "../../core/types.js";
 import type { GitHubClient, PreviewCardInput } from "./comment.js";
 import { deleteGhcrPreviewVersions, isGhcr, type GhcrCleanupReport } from "./ghcr.js";
 
@@ -22,6 +23,8 @@ export interface CleanupPreviewInput {
   credentialsFor?: (registry: string) => RegistryCredentials | undefined;
   /** Registries spoken to over plain HTTP. */
   insecureRegistries?: string[];
+  /** HTTPS_PROXY / HTTP_PROXY / NO_PROXY for the registry calls. */
+  proxy?: ProxySettings;
   fetch?: FetchFn;
   signal?: AbortSignal;
 }
@@ -61,6 +64,7 @@ export async function cleanupPreviewImages(
       const report = await deletePreviewTags(repository, isPreview, {
         credentials: input.credentialsFor?.(registry),
         insecure: isInsecureRegistry(registry, input.insecureRegistries ?? []),
+        proxy: input.proxy,
         fetch: input.fetch,
         signal: input.signal,
       });
