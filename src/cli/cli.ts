@@ -3,7 +3,6 @@
  * variable (`KIB_TAGS`); flags win. Used by the GitLab component and by people.
  */
 import { writeFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { build, renderBuildManifests } from "../core/build.js";
 import { BuildFailure, InputError, isUserFacing } from "../core/errors.js";
 import { manifestsToYaml } from "../core/job/manifests.js";
@@ -11,10 +10,12 @@ import { SECRET_INPUTS, secretsOf } from "../core/spec/masking.js";
 import { ParseError, parseBoolean } from "../core/spec/parse.js";
 import { INPUT_NAMES, parseBuildSpec, type InputName, type RawInputs } from "../core/spec/spec.js";
 import { dotenvOf } from "./dotenv.js";
+import { FlagError, parseFlags, type FlagSet, type ParsedFlags } from "./flags.js";
 import { applyMergeRequestPreview, withGitLabRegistryDefault } from "./gitlab.js";
 import { INPUT_DOCS } from "./input-docs.generated.js";
 import { clusterEnvironment } from "../environment.js";
 import { createCliReporter } from "./reporter.js";
+import { VERSION } from "./version.js";
 
 /** Inputs given as switches: `--dry-run`, `--no-push`. */
 export const BOOLEAN_INPUTS: ReadonlySet<string> = new Set([
@@ -88,7 +89,8 @@ export function helpText(): string {
   lines.push(
     `  ${"--dotenv <file>".padEnd(34)} Write IMAGE_DIGEST, IMAGE_REF and IMAGE_TAGS to this dotenv file.  [KIB_DOTENV]`,
     `  ${"--verbose".padEnd(34)} Print debug lines.`,
-    `  ${"--help".padEnd(34)} Print this help.`,
+    `  ${"--help, -h".padEnd(34)} Print this help.`,
+    `  ${"--version".padEnd(34)} Print the version of k8s-image-build.`,
   );
   return lines.join("\n");
 }
@@ -100,42 +102,51 @@ export interface ParsedCommandLine {
   dotenv?: string;
   verbose: boolean;
   help: boolean;
+  version: boolean;
+}
+
+/** Flags every command takes. */
+const GLOBAL_SWITCHES = ["help", "version", "verbose"];
+
+/** The flags of `build`: every input, `--dotenv`, and the global switches. */
+export function buildFlags(): FlagSet {
+  return {
+    switches: new Set([
+      ...CLI_INPUT_NAMES.filter((n) => BOOLEAN_INPUTS.has(n)),
+      ...GLOBAL_SWITCHES,
+    ]),
+    values: new Set([...CLI_INPUT_NAMES.filter((n) => !BOOLEAN_INPUTS.has(n)), "dotenv"]),
+    short: { h: "help" },
+  };
+}
+
+/** A FlagError about an input is that input's error (`input "push": …`), like a bad KIB_ value. */
+function asInputError(error: FlagError): Error {
+  if (error.flag !== undefined && CLI_INPUT_NAMES.includes(error.flag)) {
+    return new InputError(error.flag, error.detail);
+  }
+  return error;
 }
 
 /** Flags and KIB_* variables → raw inputs, exactly as the action would receive them. */
 export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): ParsedCommandLine {
-  const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {
-    dotenv: { type: "string" },
-    verbose: { type: "boolean" },
-    help: { type: "boolean" },
-  };
-  for (const name of CLI_INPUT_NAMES) {
-    options[name] = BOOLEAN_INPUTS.has(name)
-      ? { type: "boolean" }
-      : { type: "string", multiple: true };
-  }
-  let parsed: ReturnType<typeof parseArgs>;
+  let parsed: ParsedFlags;
   try {
-    parsed = parseArgs({
-      args: argv,
-      options,
-      allowPositionals: true,
-      allowNegative: true,
-      strict: true,
-    });
+    parsed = parseFlags(argv, buildFlags());
   } catch (error) {
-    const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
-    throw new BuildFailure("api", `command line: ${message} (see --help)`);
+    throw error instanceof FlagError ? asInputError(error) : error;
   }
   const [command, ...rest] = parsed.positionals;
-  const values = parsed.values as Record<string, string[] | string | boolean | undefined>;
-  if (values.help || command === "help")
-    return { raw: {}, preview: false, verbose: false, help: true };
+  const values: Record<string, string[] | boolean | undefined> = {
+    ...Object.fromEntries(parsed.values),
+    ...Object.fromEntries(parsed.switches),
+  };
+  const none = { raw: {}, preview: false, verbose: false, help: false, version: false };
+  if (values.version) return { ...none, version: true };
+  if (values.help || command === "help") return { ...none, help: true };
   if (command !== "build" || rest.length > 0) {
-    throw new BuildFailure(
-      "api",
-      `command line: expected "build" followed by flags, got "${parsed.positionals.join(" ")}" (see --help)`,
-    );
+    const got = parsed.positionals.length === 0 ? "nothing" : `"${parsed.positionals.join(" ")}"`;
+    throw new FlagError(`expected "build" followed by flags, got ${got} (see --help)`);
   }
   const raw: RawInputs = {};
   for (const name of INPUT_NAMES) {
@@ -159,8 +170,11 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Parsed
       throw error;
     }
   }
-  const dotenv = typeof values.dotenv === "string" ? values.dotenv : env.KIB_DOTENV || undefined;
-  return { raw, preview, dotenv, verbose: Boolean(values.verbose), help: false };
+  const dotenvFlag = values.dotenv;
+  const dotenv = Array.isArray(dotenvFlag)
+    ? dotenvFlag[dotenvFlag.length - 1]
+    : env.KIB_DOTENV || undefined;
+  return { raw, preview, dotenv, verbose: Boolean(values.verbose), help: false, version: false };
 }
 
 export async function cli(io: CliIo): Promise<number> {
@@ -170,6 +184,10 @@ export async function cli(io: CliIo): Promise<number> {
   try {
     const command = parseCommandLine(io.argv, io.env);
     verbose = command.verbose;
+    if (command.version) {
+      io.stdout.write(`k8s-image-build ${VERSION}\n`);
+      return 0;
+    }
     if (command.help) {
       io.stdout.write(`${helpText()}\n`);
       return 0;
@@ -213,7 +231,7 @@ export async function cli(io: CliIo): Promise<number> {
     io.stdout.write(`${result.image}\n`);
     return 0;
   } catch (error) {
-    if (isUserFacing(error)) {
+    if (isUserFacing(error) || error instanceof FlagError) {
       if (error instanceof BuildFailure && error.logTail.length > 0) {
         reporter.info("Last lines of the build log:");
         for (const line of error.logTail) reporter.info(`  ${line}`);
