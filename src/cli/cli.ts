@@ -62,6 +62,11 @@ export function envName(input: string): string {
   return `KIB_${input.toUpperCase().replace(/-/g, "_")}`;
 }
 
+/** A CI job with a checkout (GitLab, GitHub Actions), as opposed to a terminal. */
+export function runsInCi(env: NodeJS.ProcessEnv): boolean {
+  return env.GITLAB_CI === "true" || env.GITHUB_ACTIONS === "true";
+}
+
 export interface CliIo {
   argv: string[];
   env: NodeJS.ProcessEnv;
@@ -208,7 +213,12 @@ export async function cli(io: CliIo): Promise<number> {
       raw = registry.raw;
       if (registry.note) reporter.info(registry.note);
     }
-    const environment = clusterEnvironment(io.env, io.cwd);
+    // In a CI job the checkout is the workspace and paths stay in it, as in the action; a
+    // terminal has none: any existing directory may be the context.
+    const environment = {
+      ...clusterEnvironment(io.env, io.cwd),
+      confineToWorkspace: runsInCi(io.env),
+    };
     const spec = parseBuildSpec(raw, environment);
     for (const value of secretsOf(spec)) reporter.mask(value);
     const runId = io.env.CI_JOB_ID

@@ -1,10 +1,11 @@
 /** The CLI as people type it in a terminal: flags with typos, switches given words, --version. */
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { Writable } from "node:stream";
 import { cli } from "../../src/cli/cli.js";
 import { closest, FlagError, parseFlags } from "../../src/cli/flags.js";
+import { parseBuildSpec } from "../../src/core/spec/spec.js";
 
 function sink(): Writable & { text: () => string } {
   const chunks: string[] = [];
@@ -133,4 +134,73 @@ test("no command, or a command that is not one, points at --help", async () => {
   expect((await run(["biuld"])).stderr).toBe(
     'error: expected "build" followed by flags, got "biuld" (see --help)\n',
   );
+});
+
+describe("--context outside the current directory", () => {
+  const elsewhere = contextDir();
+  const here = mkdtempSync(join(tmpdir(), "kib-cwd-"));
+
+  test("a terminal has no workspace: any existing directory is a context", async () => {
+    for (const context of [elsewhere, join("..", basename(elsewhere))]) {
+      const { code, stdout, stderr } = await run(
+        [
+          "build",
+          "--dry-run",
+          ...TAGS,
+          "--context",
+          context,
+          "--file",
+          join(elsewhere, "Dockerfile"),
+        ],
+        { cwd: here },
+      );
+      expect({ code, stderr }).toEqual({ code: 0, stderr: "" });
+      expect(stdout).toMatch(/^kind: Job$/m);
+    }
+  });
+
+  test("a terminal still needs the directory to exist, and the Dockerfile in it", async () => {
+    const missing = join(here, "nope");
+    expect(
+      (await run(["build", "--dry-run", ...TAGS, "--context", missing], { cwd: here })).stderr,
+    ).toBe(`error: input "context": "${missing}" does not exist\n`);
+    const outside = contextDir();
+    const { stderr } = await run(
+      [
+        "build",
+        "--dry-run",
+        ...TAGS,
+        "--context",
+        elsewhere,
+        "--file",
+        join(outside, "Dockerfile"),
+      ],
+      { cwd: here },
+    );
+    expect(stderr).toMatch(/^error: input "file": ".*" is outside the context directory/);
+  });
+
+  test.each([["GITLAB_CI"], ["GITHUB_ACTIONS"]])(
+    "a CI job (%s=true) keeps the workspace rule, as the action does",
+    async (variable) => {
+      const { code, stderr } = await run(["build", "--dry-run", ...TAGS, "--context", elsewhere], {
+        cwd: here,
+        env: { [variable]: "true" },
+      });
+      expect(code).toBe(1);
+      expect(stderr.trimEnd().split("\n").at(-1)).toBe(
+        `error: input "context": "${elsewhere}" leaves the workspace; give a path inside it`,
+      );
+    },
+  );
+
+  test("the engine keeps the rule unless the adapter lifts it", () => {
+    const base = { workspace: here, kubeconfigPaths: [] };
+    const raw = { tags: "registry.example/acme/web:1", context: elsewhere };
+    expect(() => parseBuildSpec(raw, base)).toThrow(/leaves the workspace/);
+    expect(parseBuildSpec(raw, { ...base, confineToWorkspace: false }).context).toEqual({
+      kind: "dir",
+      dir: realpathSync(elsewhere),
+    });
+  });
 });
