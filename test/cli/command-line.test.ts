@@ -1,45 +1,10 @@
 /** The CLI as people type it in a terminal: flags with typos, switches given words, --version. */
-import { mkdtempSync, readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, realpathSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
-import { Writable } from "node:stream";
-import { cli } from "../../src/cli/cli.js";
 import { closest, FlagError, parseFlags } from "../../src/cli/flags.js";
 import { parseBuildSpec } from "../../src/core/spec/spec.js";
-
-function sink(): Writable & { text: () => string } {
-  const chunks: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      chunks.push(chunk.toString("utf8"));
-      done();
-    },
-  }) as Writable & { text: () => string };
-  stream.text = () => chunks.join("");
-  return stream;
-}
-
-export function contextDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), "kib-cmd-"));
-  writeFileSync(join(dir, "Dockerfile"), "FROM busybox\n");
-  return dir;
-}
-
-export async function run(
-  argv: string[],
-  options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = sink();
-  const stderr = sink();
-  const code = await cli({
-    argv,
-    env: { HOME: tmpdir(), ...options.env },
-    stdout,
-    stderr,
-    cwd: options.cwd ?? contextDir(),
-  });
-  return { code, stdout: stdout.text(), stderr: stderr.text() };
-}
+import { contextDir, run } from "./support.js";
 
 const TAGS = ["--tags", "registry.example/acme/web:1"];
 
