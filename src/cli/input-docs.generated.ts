@@ -80,7 +80,7 @@ export const INPUT_DOCS: Record<string, { description: string; default?: string 
     "default": "30m"
   },
   "ttl": {
-    "description": "Seconds the finished Job is kept before Kubernetes deletes it (ttlSecondsAfterFinished) — a fallback only, as the action deletes the Job itself when done.",
+    "description": "How long the finished Job is kept before Kubernetes deletes it (its ttlSecondsAfterFinished), as a duration like 10m or 1h, or seconds — a fallback only, as the action deletes the Job itself when done.",
     "default": "10m"
   },
   "keep-job": {

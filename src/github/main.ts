@@ -19,6 +19,7 @@ import {
   readPreviewInputs,
   reportPreviewBuild,
 } from "./preview-flow.js";
+import { maskOnce } from "./mask.js";
 import { createGitHubReporter } from "./reporter.js";
 import { STATE_OBJECTS, saveObjects } from "./state.js";
 import { writeStepSummary } from "./summary.js";
@@ -35,7 +36,7 @@ export function readRawInputs(): RawInputs {
   // once parsed (secretsOf). Masking every line would hide "apiVersion: v1" everywhere.
   for (const name of SECRET_INPUTS) {
     const value = raw[name];
-    if (value) core.setSecret(value);
+    if (value) maskOnce(value);
   }
   return raw;
 }
@@ -102,7 +103,7 @@ export async function runActionMain(): Promise<void> {
       return;
     }
     const spec = parseBuildSpec(raw, parseEnvironment());
-    for (const value of secretsOf(spec)) core.setSecret(value);
+    for (const value of secretsOf(spec)) maskOnce(value);
 
     if (spec.dryRun) {
       const manifests = renderBuildManifests(spec, runId());
