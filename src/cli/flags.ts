@@ -104,6 +104,13 @@ export function parseFlags(argv: string[], flags: FlagSet): ParsedFlags {
       out.values.set(name, [...(out.values.get(name) ?? []), token.value]);
       continue;
     }
+    const negatedSwitch = name.startsWith("no-") ? name.slice(3) : undefined;
+    if (negatedSwitch !== undefined && flags.switches.has(negatedSwitch)) {
+      throw new FlagError(
+        `--no-${negatedSwitch} takes no value; ${switchUsage(negatedSwitch)}`,
+        negatedSwitch,
+      );
+    }
     const suggestion = negated && flags.values.has(name) ? undefined : closest(name, known);
     const hint =
       negated && flags.values.has(name)

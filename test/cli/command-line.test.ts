@@ -69,7 +69,11 @@ describe("a switch given a word", () => {
     expect(parseFlags(["--push=false"], flags).switches.get("push")).toBe(false);
     expect(parseFlags(["--push=TRUE"], flags).switches.get("push")).toBe(true);
     expect(parseFlags(["--no-push"], flags).switches.get("push")).toBe(false);
-    expect(() => parseFlags(["--no-push=true"], flags)).toThrow(FlagError);
+    expect(() => parseFlags(["--no-push=true"], flags)).toThrow(
+      new FlagError(
+        "--no-push takes no value; use --push or --no-push (or --push=true / --push=false)",
+      ),
+    );
   });
 
   test("a flag that needs a value and gets a flag instead says so", async () => {
