@@ -1,16 +1,20 @@
-// Bundles the engine and its three entry points into dist/.
-// One bundle (dist/lib.js) holds all the code; main.js, post.js and cli.js are two-line
-// entry files that import it. No hashed chunk names: a rebuild after a small change in src/
-// gives a small diff in dist/.
+// Bundles the engine and its three entry points into dist/ (or the directory after --outdir).
+// One bundle (dist/lib.js) holds all the code; main.js and post.js are two-line entry files that
+// import it. cli.js is src/cli/bin.ts: it checks the Node.js version before it loads lib.js (which
+// does not load on an older Node), has a shebang and is executable, so `./dist/cli.js` runs and
+// npm can link it as the package's bin. No hashed chunk names: a rebuild after a small change in
+// src/ gives a small diff in dist/.
 import { build } from "esbuild";
-import { mkdir, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, rm, writeFile } from "node:fs/promises";
+import { parseArgs } from "node:util";
 
-await rm("dist", { recursive: true, force: true });
-await mkdir("dist", { recursive: true });
+const { values } = parseArgs({ options: { outdir: { type: "string", default: "dist" } } });
+const outdir = values.outdir;
 
-await build({
-  entryPoints: { lib: "src/entrypoints.ts" },
-  outdir: "dist",
+await rm(outdir, { recursive: true, force: true });
+await mkdir(outdir, { recursive: true });
+
+const common = {
   bundle: true,
   platform: "node",
   target: "node24",
@@ -19,21 +23,32 @@ await build({
   legalComments: "none",
   sourcemap: false,
   logLevel: "warning",
+};
+
+await build({
+  ...common,
+  entryPoints: { lib: "src/entrypoints.ts" },
+  outdir,
   // Some bundled CommonJS dependencies call require() on Node built-ins.
   banner: {
     js: 'import { createRequire as __kibCreateRequire } from "node:module"; const require = __kibCreateRequire(import.meta.url);',
   },
 });
 
+// Plain code an old Node can run: the version check, then a dynamic import of ./lib.js.
+await build({
+  ...common,
+  entryPoints: { cli: "src/cli/bin.ts" },
+  outdir,
+  target: "node18",
+  banner: { js: "#!/usr/bin/env node" },
+});
+await chmod(`${outdir}/cli.js`, 0o755);
+
 const entries = {
   "main.js": "runActionMain",
   "post.js": "runActionPost",
-  "cli.js": "runCli",
 };
 for (const [file, fn] of Object.entries(entries)) {
-  const shebang = file === "cli.js" ? "#!/usr/bin/env node\n" : "";
-  await writeFile(
-    `dist/${file}`,
-    `${shebang}import { ${fn} } from "./lib.js";\n\nawait ${fn}();\n`,
-  );
+  await writeFile(`${outdir}/${file}`, `import { ${fn} } from "./lib.js";\n\nawait ${fn}();\n`);
 }

@@ -4,7 +4,6 @@
  * `k8s-image-build cleanup` (what a killed build left) is ./cleanup.ts.
  */
 import { rmSync, writeFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { build, renderBuildManifests } from "../core/build.js";
 import { BuildFailure, InputError, isUserFacing } from "../core/errors.js";
 import { manifestsToYaml } from "../core/job/manifests.js";
@@ -12,12 +11,14 @@ import { rawSecretValues, secretsOf } from "../core/spec/masking.js";
 import { ParseError, parseBoolean } from "../core/spec/parse.js";
 import { INPUT_NAMES, parseBuildSpec, type InputName, type RawInputs } from "../core/spec/spec.js";
 import { dotenvOf } from "./dotenv.js";
+import { FlagError, parseFlags, type FlagSet, type ParsedFlags } from "./flags.js";
 import { applyMergeRequestPreview, withGitLabRegistryDefault } from "./gitlab.js";
 import { INPUT_DOCS } from "./input-docs.generated.js";
 import { clusterEnvironment } from "../environment.js";
 import { createCliReporter } from "./reporter.js";
 import { cleanupCommand } from "./cleanup.js";
 import { runIdOf } from "./run-id.js";
+import { VERSION } from "./version.js";
 
 /** Inputs given as switches: `--dry-run`, `--no-push`. */
 export const BOOLEAN_INPUTS: ReadonlySet<string> = new Set([
@@ -65,6 +66,11 @@ export function envName(input: string): string {
   return `KIB_${input.toUpperCase().replace(/-/g, "_")}`;
 }
 
+/** A CI job with a checkout (GitLab, GitHub Actions), as opposed to a terminal. */
+export function runsInCi(env: NodeJS.ProcessEnv): boolean {
+  return env.GITLAB_CI === "true" || env.GITHUB_ACTIONS === "true";
+}
+
 export interface CliIo {
   argv: string[];
   env: NodeJS.ProcessEnv;
@@ -94,7 +100,8 @@ export function helpText(): string {
     `  ${"--dotenv <file>".padEnd(34)} Write IMAGE_DIGEST, IMAGE_REF and IMAGE_TAGS to this dotenv file.  [KIB_DOTENV]`,
     `  ${"--state-file <file>".padEnd(34)} Write the run id to this file before anything is created in the cluster, and remove it once the build has deleted what it created (the GitLab template runs cleanup only when it is left).  [KIB_STATE_FILE]`,
     `  ${"--verbose".padEnd(34)} Print debug lines.`,
-    `  ${"--help".padEnd(34)} Print this help.`,
+    `  ${"--help, -h".padEnd(34)} Print this help.`,
+    `  ${"--version".padEnd(34)} Print the version of k8s-image-build.`,
   );
   return lines.join("\n");
 }
@@ -108,43 +115,55 @@ export interface ParsedCommandLine {
   stateFile?: string;
   verbose: boolean;
   help: boolean;
+  version: boolean;
+}
+
+/** Flags every command takes. */
+const GLOBAL_SWITCHES = ["help", "version", "verbose"];
+
+/** The flags of `build`: every input, `--dotenv`, and the global switches. */
+export function buildFlags(): FlagSet {
+  return {
+    switches: new Set([
+      ...CLI_INPUT_NAMES.filter((n) => BOOLEAN_INPUTS.has(n)),
+      ...GLOBAL_SWITCHES,
+    ]),
+    values: new Set([
+      ...CLI_INPUT_NAMES.filter((n) => !BOOLEAN_INPUTS.has(n)),
+      "dotenv",
+      "state-file",
+    ]),
+    short: { h: "help" },
+  };
+}
+
+/** A FlagError about an input is that input's error (`input "push": …`), like a bad KIB_ value. */
+function asInputError(error: FlagError): Error {
+  if (error.flag !== undefined && CLI_INPUT_NAMES.includes(error.flag)) {
+    return new InputError(error.flag, error.detail);
+  }
+  return error;
 }
 
 /** Flags and KIB_* variables → raw inputs, exactly as the action would receive them. */
 export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): ParsedCommandLine {
-  const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {
-    dotenv: { type: "string" },
-    "state-file": { type: "string" },
-    verbose: { type: "boolean" },
-    help: { type: "boolean" },
-  };
-  for (const name of CLI_INPUT_NAMES) {
-    options[name] = BOOLEAN_INPUTS.has(name)
-      ? { type: "boolean" }
-      : { type: "string", multiple: true };
-  }
-  let parsed: ReturnType<typeof parseArgs>;
+  let parsed: ParsedFlags;
   try {
-    parsed = parseArgs({
-      args: argv,
-      options,
-      allowPositionals: true,
-      allowNegative: true,
-      strict: true,
-    });
+    parsed = parseFlags(argv, buildFlags());
   } catch (error) {
-    const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
-    throw new BuildFailure("api", `command line: ${message} (see --help)`);
+    throw error instanceof FlagError ? asInputError(error) : error;
   }
   const [command, ...rest] = parsed.positionals;
-  const values = parsed.values as Record<string, string[] | string | boolean | undefined>;
-  if (values.help || command === "help")
-    return { raw: {}, preview: false, verbose: false, help: true };
+  const values: Record<string, string[] | boolean | undefined> = {
+    ...Object.fromEntries(parsed.values),
+    ...Object.fromEntries(parsed.switches),
+  };
+  const none = { raw: {}, preview: false, verbose: false, help: false, version: false };
+  if (values.version) return { ...none, version: true };
+  if (values.help || command === "help") return { ...none, help: true };
   if (command !== "build" || rest.length > 0) {
-    throw new BuildFailure(
-      "api",
-      `command line: expected "build" followed by flags, got "${parsed.positionals.join(" ")}" (see --help)`,
-    );
+    const got = parsed.positionals.length === 0 ? "nothing" : `"${parsed.positionals.join(" ")}"`;
+    throw new FlagError(`expected "build" followed by flags, got ${got} (see --help)`);
   }
   const raw: RawInputs = {};
   for (const name of INPUT_NAMES) {
@@ -168,12 +187,19 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Parsed
       throw error;
     }
   }
-  const dotenv = typeof values.dotenv === "string" ? values.dotenv : env.KIB_DOTENV || undefined;
-  const stateFile =
-    typeof values["state-file"] === "string"
-      ? values["state-file"]
-      : env.KIB_STATE_FILE || undefined;
-  return { raw, preview, dotenv, stateFile, verbose: Boolean(values.verbose), help: false };
+  const lastValue = (flag: string[] | boolean | undefined): string | undefined =>
+    Array.isArray(flag) ? flag[flag.length - 1] : undefined;
+  const dotenv = lastValue(values.dotenv) ?? (env.KIB_DOTENV || undefined);
+  const stateFile = lastValue(values["state-file"]) ?? (env.KIB_STATE_FILE || undefined);
+  return {
+    raw,
+    preview,
+    dotenv,
+    stateFile,
+    verbose: Boolean(values.verbose),
+    help: false,
+    version: false,
+  };
 }
 
 export async function cli(io: CliIo): Promise<number> {
@@ -184,6 +210,10 @@ export async function cli(io: CliIo): Promise<number> {
   try {
     const command = parseCommandLine(io.argv, io.env);
     verbose = command.verbose;
+    if (command.version) {
+      io.stdout.write(`k8s-image-build ${VERSION}\n`);
+      return 0;
+    }
     if (command.help) {
       io.stdout.write(`${helpText()}\n`);
       return 0;
@@ -201,7 +231,12 @@ export async function cli(io: CliIo): Promise<number> {
       raw = registry.raw;
       if (registry.note) reporter.info(registry.note);
     }
-    const environment = clusterEnvironment(io.env, io.cwd);
+    // In a CI job the checkout is the workspace and paths stay in it, as in the action; a
+    // terminal has none: any existing directory may be the context.
+    const environment = {
+      ...clusterEnvironment(io.env, io.cwd),
+      confineToWorkspace: runsInCi(io.env),
+    };
     const spec = parseBuildSpec(raw, environment);
     for (const value of secretsOf(spec)) reporter.mask(value);
     const runId = runIdOf(io.env);
@@ -228,7 +263,7 @@ export async function cli(io: CliIo): Promise<number> {
     io.stdout.write(`${result.image}\n`);
     return 0;
   } catch (error) {
-    if (isUserFacing(error)) {
+    if (isUserFacing(error) || error instanceof FlagError) {
       if (error instanceof BuildFailure && error.logTail.length > 0) {
         reporter.info("Last lines of the build log:");
         for (const line of error.logTail) reporter.info(`  ${line}`);

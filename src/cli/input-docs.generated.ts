@@ -83,7 +83,7 @@ export const INPUT_DOCS: Record<string, { description: string; default?: string 
     "description": "How long the build pod may wait to be scheduled and to start (a node being added by an autoscaler, image pulls) while the cluster says it is working on it, as a duration like 10m; at most timeout. Default 10m, or timeout when that is shorter. An unschedulable pod that no autoscaler is adding a node for fails after 30 s."
   },
   "ttl": {
-    "description": "Seconds the finished Job is kept before Kubernetes deletes it (ttlSecondsAfterFinished) — a fallback only, as the action deletes the Job itself when done.",
+    "description": "How long the finished Job is kept before Kubernetes deletes it (its ttlSecondsAfterFinished), as a duration like 10m or 1h, or seconds — a fallback only, as the action deletes the Job itself when done.",
     "default": "10m"
   },
   "keep-job": {

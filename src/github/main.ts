@@ -19,6 +19,7 @@ import {
   readPreviewInputs,
   reportPreviewBuild,
 } from "./preview-flow.js";
+import { maskOnce } from "./mask.js";
 import { createGitHubReporter } from "./reporter.js";
 import { STATE_OBJECTS, saveObjects } from "./state.js";
 import { writeStepSummary } from "./summary.js";
@@ -33,7 +34,7 @@ export function readRawInputs(): RawInputs {
   }
   // Whole values now; the parts that are secret (a kubeconfig's token, each build secret's value)
   // once parsed (secretsOf). Masking every line would hide "apiVersion: v1" everywhere.
-  for (const value of rawSecretValues(raw)) core.setSecret(value);
+  for (const value of rawSecretValues(raw)) maskOnce(value);
   return raw;
 }
 
@@ -99,7 +100,7 @@ export async function runActionMain(): Promise<void> {
       return;
     }
     const spec = parseBuildSpec(raw, parseEnvironment());
-    for (const value of secretsOf(spec)) core.setSecret(value);
+    for (const value of secretsOf(spec)) maskOnce(value);
 
     if (spec.dryRun) {
       const manifests = renderBuildManifests(spec, runId());

@@ -21,6 +21,7 @@ import {
   type GitHubClient,
   type PreviewPlan,
 } from "./preview/index.js";
+import { maskOnce } from "./mask.js";
 
 export interface PreviewInputs {
   enabled: boolean;
@@ -40,7 +41,7 @@ function booleanInput(name: string): boolean {
 
 export function readPreviewInputs(): PreviewInputs {
   const token = core.getInput("github-token");
-  if (token) core.setSecret(token);
+  if (token) maskOnce(token);
   return {
     enabled: booleanInput("preview"),
     githubToken: token || undefined,

@@ -2,6 +2,7 @@
 import { randomBytes } from "node:crypto";
 import * as core from "@actions/core";
 import type { LogLine, Reporter, UploadProgress } from "../core/reporter.js";
+import { maskOnce } from "./mask.js";
 
 function mib(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
@@ -47,6 +48,6 @@ export function createGitHubReporter(
         `Sending context: ${progress.files.toLocaleString("en-US")} files, ${mib(progress.bytes)} … ${mib(progress.sentBytes / seconds)}/s`,
       );
     },
-    mask: (secret) => core.setSecret(secret),
+    mask: (secret) => maskOnce(secret),
   };
 }

@@ -6,13 +6,27 @@ function seconds(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
 }
 
+/** The summary's table is HTML, where Markdown is not read: code is <code>, text is escaped. */
+function escapeHtml(text: string): string {
+  return text
+    .replace(/&/g, "&amp;")
+    .replace(/</g, "&lt;")
+    .replace(/>/g, "&gt;")
+    .replace(/"/g, "&quot;");
+}
+
+function code(text: string): string {
+  return `<code>${escapeHtml(text)}</code>`;
+}
+
+/** Rows of [name, HTML of the value]. */
 export function summaryRows(result: BuildResult): Array<[string, string]> {
   return [
-    ["Image", `\`${result.image}\``],
-    ["Digest", `\`${result.digest}\``],
-    ["Tags", result.tags.map((tag) => `\`${tag}\``).join("<br>")],
-    ["Builder", result.builder],
-    ["Namespace / Job", `${result.namespace} / ${result.job}`],
+    ["Image", code(result.image)],
+    ["Digest", code(result.digest)],
+    ["Tags", result.tags.map(code).join("<br>")],
+    ["Builder", escapeHtml(result.builder)],
+    ["Namespace / Job", `${escapeHtml(result.namespace)} / ${code(result.job)}`],
     [
       "Context",
       `${result.context.files} files, ${(result.context.bytes / 1024 / 1024).toFixed(1)} MiB`,
@@ -26,13 +40,10 @@ export function summaryRows(result: BuildResult): Array<[string, string]> {
 
 export async function writeStepSummary(result: BuildResult, extraMarkdown?: string): Promise<void> {
   if (!process.env.GITHUB_STEP_SUMMARY) return;
-  const summary = core.summary.addHeading("Image built in Kubernetes", 3).addTable([
-    [
-      { data: "", header: true },
-      { data: "", header: true },
-    ],
-    ...summaryRows(result).map(([key, value]) => [key, value]),
-  ]);
+  // No header row: each row's name is its header cell.
+  const summary = core.summary
+    .addHeading("Image built in Kubernetes", 3)
+    .addTable(summaryRows(result).map(([key, value]) => [{ data: key, header: true }, value]));
   if (extraMarkdown) summary.addRaw(extraMarkdown, true);
   await summary.write();
 }

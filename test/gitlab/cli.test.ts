@@ -185,12 +185,10 @@ describe("bad values get the engine's one-line errors", () => {
     expect(lines[0]).toMatch(message);
   });
 
-  test("an unknown flag is one line too", async () => {
+  test("an unknown flag is one line too, naming the flag it resembles", async () => {
     const { code, stderr } = await run(["build", "--tag", "x"]);
     expect(code).toBe(1);
-    expect(stderr.trimEnd().split("\n")).toEqual([
-      expect.stringMatching(/^error: command line: .*--tag.*\(see --help\)$/),
-    ]);
+    expect(stderr).toBe("error: unknown flag --tag (did you mean --tags?)\n");
   });
 });
 

@@ -90,6 +90,11 @@ test("a build through dist/main.js writes digest, image, tags and metadata outpu
   expect(printed).not.toContain(PASSWORD);
   expect(printed).not.toContain(cluster.token);
   expect(stdout).toContain(`::add-mask::${cluster.token}`);
+  // Each secret is masked once, though the action, the parsed request and the engine all mask it.
+  const masks = stdout.split("\n").filter((line) => line.startsWith("::add-mask::"));
+  expect(masks.filter((line) => line === `::add-mask::${PASSWORD}`)).toHaveLength(1);
+  expect(masks.filter((line) => line === `::add-mask::${cluster.token}`)).toHaveLength(1);
+  expect(new Set(masks).size).toBe(masks.length);
   expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
 });
 

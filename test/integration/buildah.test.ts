@@ -155,7 +155,11 @@ describe("every input reaches the Job", () => {
         "--cache-ttl=168h",
       ],
     ],
-    ["file", { file: "docker/api.Dockerfile" }, ["-f", "/kaniko/buildcontext/docker/api.Dockerfile"]],
+    [
+      "file",
+      { file: "docker/api.Dockerfile" },
+      ["-f", "/kaniko/buildcontext/docker/api.Dockerfile"],
+    ],
     [
       "secrets",
       { secrets: "npmrc=token-value-1" },

@@ -113,7 +113,14 @@ describe("docker build args", () => {
     [
       "Dockerfile in a subdirectory",
       { dockerfile: "./docker/api.Dockerfile" },
-      ["build", "--progress=plain", "-f", "/kaniko/buildcontext/docker/api.Dockerfile", ...TAG, CONTEXT],
+      [
+        "build",
+        "--progress=plain",
+        "-f",
+        "/kaniko/buildcontext/docker/api.Dockerfile",
+        ...TAG,
+        CONTEXT,
+      ],
     ],
     [
       "git context: the daemon fetches it, -f inside the repository",

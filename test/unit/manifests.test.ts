@@ -455,8 +455,12 @@ describe("manifestsToYaml", () => {
     const yaml = manifestsToYaml(m, { redactSecrets: true });
     const docs = parseAllDocuments(yaml).map((d) => d.toJS());
     expect(docs.map((d) => d.kind)).toEqual(["Secret", "Secret", "Job"]);
-    expect(docs[0].data).toEqual({ ".dockerconfigjson": "<redacted>" });
-    expect(docs[1].data).toEqual({ npmrc: "<redacted>" });
+    expect(docs[0].data).toBeUndefined();
+    expect(JSON.parse(docs[0].stringData[".dockerconfigjson"])).toEqual({
+      auths: { "ghcr.io": { username: "<redacted>", password: "<redacted>", auth: "<redacted>" } },
+    });
+    expect(docs[1].data).toBeUndefined();
+    expect(docs[1].stringData).toEqual({ npmrc: "<redacted>" });
     expect(docs[2]).toEqual(m.job);
     for (const s of m.secrets)
       for (const v of Object.values(s.data!)) expect(yaml).not.toContain(v);

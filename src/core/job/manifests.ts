@@ -210,14 +210,45 @@ export function renderManifests(
   return { job, secrets };
 }
 
-/** Multi-document YAML of the Secrets then the Job; Secret data replaced by "<redacted>" when asked. */
+/**
+ * Multi-document YAML of the Secrets then the Job. Redacted, each Secret carries `stringData` with
+ * "<redacted>" for every value instead of `data`: the API server accepts it as it is (`data` must
+ * be base64), and the registry Secret keeps the shape of its config.json (the registries, every
+ * value redacted), which a `kubernetes.io/dockerconfigjson` Secret must hold.
+ */
 export function manifestsToYaml(m: RenderedManifests, opts: { redactSecrets: boolean }): string {
-  const docs: unknown[] = m.secrets.map((s) => {
-    if (!opts.redactSecrets || s.data === undefined) return s;
-    const data: Record<string, string> = {};
-    for (const key of Object.keys(s.data)) data[key] = REDACTED;
-    return { ...s, data };
-  });
+  const docs: unknown[] = m.secrets.map((s) =>
+    opts.redactSecrets && s.data !== undefined ? redactedSecret(s) : s,
+  );
   docs.push(m.job);
   return docs.map((d) => stringify(d, { lineWidth: 0 })).join("---\n");
+}
+
+function redactedSecret(secret: V1Secret): V1Secret {
+  const stringData: Record<string, string> = {};
+  for (const [key, value] of Object.entries(secret.data ?? {})) {
+    stringData[key] = key === DOCKER_CONFIG_KEY ? redactedDockerConfig(value) : REDACTED;
+  }
+  const redacted: V1Secret = { ...secret, stringData };
+  delete redacted.data;
+  return redacted;
+}
+
+/** The config.json with every string in it replaced: the registry names stay, no credential does. */
+function redactedDockerConfig(base64: string): string {
+  let config: unknown;
+  try {
+    config = JSON.parse(Buffer.from(base64, "base64").toString("utf8"));
+  } catch {
+    config = { auths: {} };
+  }
+  const redact = (value: unknown): unknown => {
+    if (typeof value === "string") return REDACTED;
+    if (Array.isArray(value)) return value.map(redact);
+    if (value !== null && typeof value === "object") {
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redact(v)]));
+    }
+    return value;
+  };
+  return JSON.stringify(redact(config));
 }

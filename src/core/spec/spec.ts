@@ -84,6 +84,11 @@ export type RawInputs = Partial<Record<InputName, string>>;
 export interface ParseEnvironment {
   /** Base directory for relative context, file and secret-file paths. */
   workspace: string;
+  /**
+   * Whether context and file must lie inside `workspace`: yes for a CI checkout (the default),
+   * no in a terminal, where any existing directory may be the context.
+   */
+  confineToWorkspace?: boolean;
   kubeconfigPaths: string[];
   inCluster?: ClusterSource["inCluster"];
   /** HTTPS_PROXY / HTTP_PROXY / NO_PROXY as the adapter read them. */
@@ -375,18 +380,22 @@ function parseSecrets(raw: RawInputs, env: ParseEnvironment): BuildSecret[] {
   return out;
 }
 
-/** A path from the workspace; refuses one that leaves it (also through symlinks). */
-function insideWorkspace(input: InputName, given: string, workspace: string): string {
-  const root = realpathOr(workspace);
+/**
+ * A path from the workspace, resolved through symlinks; refuses one that leaves the workspace
+ * when the adapter says paths are confined to it.
+ */
+function existingPath(input: InputName, given: string, env: ParseEnvironment): string {
+  const root = realpathOr(env.workspace);
+  const confined = env.confineToWorkspace ?? true;
   const target = resolve(root, given);
   let real: string;
   try {
     real = realpathSync(target);
   } catch {
-    fail(input, `"${given}" does not exist under the workspace`);
+    fail(input, `"${given}" does not exist${confined ? " under the workspace" : ""}`);
   }
   const rel = relative(root, real);
-  if (rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
+  if (confined && (rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel))) {
     fail(input, `"${given}" leaves the workspace; give a path inside it`);
   }
   return real;
@@ -446,7 +455,7 @@ function parseContext(raw: RawInputs, env: ParseEnvironment): ContextSource {
     return parseGitUrl(v);
   }
   if (/^git@/.test(v)) fail("context", `"${v}": SSH git URLs are not supported; use https://….git`);
-  const dir = insideWorkspace("context", v, env.workspace);
+  const dir = existingPath("context", v, env);
   if (!statSync(dir).isDirectory()) fail("context", `"${v}" is not a directory`);
   return { kind: "dir", dir };
 }
@@ -467,7 +476,7 @@ function parseFile(raw: RawInputs, env: ParseEnvironment, context: ContextSource
       fail("file", `no Dockerfile in the context directory; give its path with "file"`);
     return "Dockerfile";
   }
-  const real = insideWorkspace("file", v, env.workspace);
+  const real = existingPath("file", v, env);
   if (!isFile(real)) fail("file", `"${v}" is not a file`);
   const rel = relative(context.dir, real);
   if (rel === "" || rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel)) {
