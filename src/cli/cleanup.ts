@@ -4,7 +4,6 @@
  * it could delete its own. Without --older-than: every Job and Secret of this CI job's run id
  * (./run-id.ts). With it: every build's Job and Secret in the namespace older than that.
  */
-import { parseArgs } from "node:util";
 import { connect, createClients } from "../core/cluster/connection.js";
 import { BuildFailure, isUserFacing } from "../core/errors.js";
 import { sweepBuildObjects, type SweepSelection, type SweptObject } from "../core/job/sweep.js";
@@ -12,6 +11,7 @@ import { formatDuration, parseDurationSeconds } from "../core/spec/parse.js";
 import { parseClusterInputs, type RawInputs } from "../core/spec/spec.js";
 import { clusterEnvironment } from "../environment.js";
 import type { CliIo } from "./cli.js";
+import { FlagError, parseFlags, type FlagSet, type ParsedFlags } from "./flags.js";
 import { createCliReporter } from "./reporter.js";
 import { runIdOf } from "./run-id.js";
 
@@ -58,29 +58,25 @@ function fromEnv(env: NodeJS.ProcessEnv, name: string): string | undefined {
   return value === undefined || value === "" ? undefined : value;
 }
 
+/** The flags of `cleanup`: the connection inputs, --older-than, --keep-job and the global switches. */
+const CLEANUP_FLAGS: FlagSet = {
+  switches: new Set(["keep-job", "verbose", "help"]),
+  values: new Set([...CONNECTION_INPUTS, "older-than"]),
+  short: { h: "help" },
+};
+
 function parseCleanupCommandLine(argv: string[], env: NodeJS.ProcessEnv): CleanupCommandLine {
-  let parsed: ReturnType<typeof parseArgs>;
+  let parsed: ParsedFlags;
   try {
-    parsed = parseArgs({
-      args: argv,
-      options: {
-        kubeconfig: { type: "string" },
-        "kube-context": { type: "string" },
-        namespace: { type: "string" },
-        "older-than": { type: "string" },
-        "keep-job": { type: "boolean" },
-        verbose: { type: "boolean" },
-        help: { type: "boolean" },
-      },
-      allowPositionals: true,
-      allowNegative: true,
-      strict: true,
-    });
+    parsed = parseFlags(argv, CLEANUP_FLAGS);
   } catch (error) {
-    const message = error instanceof Error ? error.message.split("\n")[0] : String(error);
-    throw new BuildFailure("api", `command line: ${message} (see cleanup --help)`);
+    if (!(error instanceof FlagError)) throw error;
+    throw new BuildFailure("api", `command line: ${error.message} (see cleanup --help)`);
   }
-  const values = parsed.values as Record<string, string | boolean | undefined>;
+  const last = (name: string): string | undefined => {
+    const all = parsed.values.get(name);
+    return all && all.length > 0 ? all[all.length - 1] : undefined;
+  };
   const extra = parsed.positionals.slice(1);
   if (extra.length > 0) {
     throw new BuildFailure(
@@ -90,20 +86,19 @@ function parseCleanupCommandLine(argv: string[], env: NodeJS.ProcessEnv): Cleanu
   }
   const raw: RawInputs = {};
   for (const name of CONNECTION_INPUTS) {
-    const value = values[name];
-    const text = typeof value === "string" && value !== "" ? value : fromEnv(env, name);
+    const value = last(name);
+    const text = value !== undefined && value !== "" ? value : fromEnv(env, name);
     if (text !== undefined) raw[name] = text;
   }
-  const keepJob = values["keep-job"];
+  const keepJob = parsed.switches.get("keep-job");
   if (typeof keepJob === "boolean") raw["keep-job"] = String(keepJob);
   else if (fromEnv(env, "keep-job") !== undefined) raw["keep-job"] = fromEnv(env, "keep-job");
-  const olderThan =
-    typeof values["older-than"] === "string" ? values["older-than"] : fromEnv(env, "older-than");
+  const olderThan = last("older-than") ?? fromEnv(env, "older-than");
   return {
     raw,
     ...(olderThan !== undefined ? { olderThan } : {}),
-    verbose: Boolean(values.verbose),
-    help: Boolean(values.help),
+    verbose: Boolean(parsed.switches.get("verbose")),
+    help: Boolean(parsed.switches.get("help")),
   };
 }
 

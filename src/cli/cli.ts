@@ -163,7 +163,7 @@ export function parseCommandLine(argv: string[], env: NodeJS.ProcessEnv): Parsed
   if (values.help || command === "help") return { ...none, help: true };
   if (command !== "build" || rest.length > 0) {
     const got = parsed.positionals.length === 0 ? "nothing" : `"${parsed.positionals.join(" ")}"`;
-    throw new FlagError(`expected "build" followed by flags, got ${got} (see --help)`);
+    throw new FlagError(`expected "build" or "cleanup" followed by flags, got ${got} (see --help)`);
   }
   const raw: RawInputs = {};
   for (const name of INPUT_NAMES) {

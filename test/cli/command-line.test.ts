@@ -98,10 +98,19 @@ test("--version prints the package version, alone and with a command", async () 
 
 test("no command, or a command that is not one, points at --help", async () => {
   expect((await run([])).stderr).toBe(
-    'error: expected "build" followed by flags, got nothing (see --help)\n',
+    'error: expected "build" or "cleanup" followed by flags, got nothing (see --help)\n',
   );
   expect((await run(["biuld"])).stderr).toBe(
-    'error: expected "build" followed by flags, got "biuld" (see --help)\n',
+    'error: expected "build" or "cleanup" followed by flags, got "biuld" (see --help)\n',
+  );
+});
+
+test("cleanup reads its flags in the same words: a near miss is named, no request is made", async () => {
+  expect((await run(["cleanup", "--olderthan", "2h"])).stderr).toBe(
+    "error: command line: unknown flag --olderthan (did you mean --older-than?) (see cleanup --help)\n",
+  );
+  expect((await run(["cleanup", "--keep-job", "maybe"])).stderr).toContain(
+    "--keep-job takes no value",
   );
 });
 
