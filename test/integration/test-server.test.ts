@@ -40,7 +40,7 @@ async function waitFor<T>(fn: () => T | undefined | false, ms = 8000): Promise<T
 
 function clients(c: TestCluster, token?: string) {
   const kc = new k8s.KubeConfig();
-  kc.loadFromString(c.kubeconfig(token ? { token } : {}));
+  kc.loadFromString(c.kubeconfig({ token: token ?? c.adminToken }));
   return { kc, core: kc.makeApiClient(k8s.CoreV1Api), batch: kc.makeApiClient(k8s.BatchV1Api) };
 }
 
@@ -79,7 +79,7 @@ function raw(
         path: u.pathname + u.search,
         method,
         ca: c.caPem,
-        headers: { Authorization: `Bearer ${c.token}`, "Content-Type": "application/json" },
+        headers: { Authorization: `Bearer ${c.adminToken}`, "Content-Type": "application/json" },
       },
       (res) => {
         const chunks: Buffer[] = [];

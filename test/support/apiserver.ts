@@ -21,6 +21,7 @@ import {
 } from "./store.js";
 import { applyFieldValidation, decodeSecretData, validateCreate } from "./validation.js";
 import { loadRecording } from "./recordings.js";
+import { allows, type Grants } from "./rbac.js";
 
 export interface RequestRecord {
   method: string;
@@ -28,6 +29,13 @@ export interface RequestRecord {
   query: string;
   status: number;
   stream?: "watch" | "log" | "attach";
+}
+
+/** A bearer token's identity: RBAC grants, minus any requests a test forbids on top. */
+export interface TokenIdentity {
+  user: string;
+  grants: Grants;
+  forbid: ForbidRule[];
 }
 
 export interface ForbidRule {
@@ -111,7 +119,7 @@ export class ApiServer {
     fail: [],
   };
   private readonly lostResponses = new WeakSet<IncomingMessage>();
-  readonly tokens = new Map<string, { user: string; forbid: ForbidRule[] }>();
+  readonly tokens = new Map<string, TokenIdentity>();
   readonly server: Server;
   private readonly wss: WebSocketServer;
   private readonly sockets = new Set<Duplex>();
@@ -208,7 +216,7 @@ export class ApiServer {
     this.send(req, res, 500, e.body);
   }
 
-  private authenticate(req: IncomingMessage): { user: string; forbid: ForbidRule[] } {
+  private authenticate(req: IncomingMessage): TokenIdentity {
     const h = req.headers.authorization ?? "";
     const m = /^Bearer\s+(.+)$/i.exec(h);
     const t = m ? this.tokens.get(m[1]!.trim()) : undefined;
@@ -216,22 +224,32 @@ export class ApiServer {
     return t;
   }
 
-  private authorize(who: { user: string; forbid: ForbidRule[] }, verb: string, route: Route): void {
-    const denied = who.forbid.some(
+  private authorize(who: TokenIdentity, verb: string, route: Route): void {
+    const info = RESOURCES[route.resource];
+    // For a namespace itself the request's namespace is its name (the apiserver's RequestInfo).
+    const namespace = route.resource === "namespaces" ? route.name : route.namespace;
+    const granted = allows(who.grants, {
+      verb,
+      group: info.group,
+      resource: route.resource,
+      subresource: route.subresource,
+      namespace,
+      name: route.name,
+    });
+    const denied = !granted || who.forbid.some(
       (r) =>
         (r.verb === "*" || r.verb === verb) &&
         (r.resource === "*" || r.resource === route.resource) &&
         (r.subresource ?? "") === (route.subresource ?? ""),
     );
     if (denied) {
-      const info = RESOURCES[route.resource];
       throw S.forbidden(
         who.user,
         verb,
         route.resource,
         route.subresource,
         info.group,
-        route.namespace,
+        namespace,
         route.name,
       );
     }

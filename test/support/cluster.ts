@@ -10,6 +10,7 @@ import { Controllers } from "./controllers.js";
 import { defaultPod } from "./defaults.js";
 import { Kubelet, type ScenarioOverrides } from "./kubelet.js";
 import { loadRecording } from "./recordings.js";
+import { ADMIN, shippedGrants } from "./rbac.js";
 import { Store } from "./store.js";
 import { makeServerTls } from "./tls.js";
 
@@ -24,10 +25,16 @@ export interface TestClusterOptions {
   attachProtocols?: string[];
 }
 
+/** What a token may do: deploy/rbac.yaml's Role and ClusterRole, the Role alone, or everything. */
+export type Access = "shipped" | "role-only" | "admin";
+
 export interface TestCluster {
   url: string;
   caPem: string;
+  /** The product's token: a ServiceAccount bound to exactly deploy/rbac.yaml (Role + ClusterRole). */
   token: string;
+  /** cluster-admin, for what a test does behind the product's back. */
+  adminToken: string;
   kubeconfig(opts?: {
     token?: string;
     namespace?: string;
@@ -38,8 +45,11 @@ export interface TestCluster {
   addToken(
     token: string,
     rules?: {
+      /** Requests denied on top of what `access` grants. */
       forbid?: Array<{ verb: string; resource: string; subresource?: string }>;
       user?: string;
+      /** Default "shipped". */
+      access?: Access;
     },
   ): void;
   useScenario(
@@ -99,9 +109,15 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
     { gitVersion, minor, timeScale, attachProtocols },
     tls,
   );
-  const token = `admin-${Math.random().toString(36).slice(2)}`;
-  api.tokens.set(token, { user: "kubernetes-admin", forbid: [] });
-  let saCount = 0;
+  const identity = (access: Access, user?: string) => {
+    if (access === "admin") return { user: user ?? "kubernetes-admin", grants: ADMIN };
+    const shipped = shippedGrants({ clusterRole: access === "shipped" });
+    return { user: user ?? shipped.user, grants: shipped.grants };
+  };
+  const adminToken = `admin-${Math.random().toString(36).slice(2)}`;
+  api.tokens.set(adminToken, { ...identity("admin"), forbid: [] });
+  const token = `sa-${Math.random().toString(36).slice(2)}`;
+  api.tokens.set(token, { ...identity("shipped"), forbid: [] });
 
   const createNamespace = (name: string, labels?: Record<string, string>) => {
     if (store.get("namespaces", undefined, name)) return;
@@ -121,6 +137,7 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
     url,
     caPem: tls.caPem,
     token,
+    adminToken,
     kubeconfig(o = {}) {
       const name = o.contextName ?? "test";
       const ctx = (n: string) => ({
@@ -152,7 +169,7 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
     createNamespace,
     addToken(t, rules) {
       api.tokens.set(t, {
-        user: rules?.user ?? `system:serviceaccount:default:test-sa-${++saCount}`,
+        ...identity(rules?.access ?? "shipped", rules?.user),
         forbid: rules?.forbid ?? [],
       });
     },
