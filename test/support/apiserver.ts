@@ -45,15 +45,18 @@ export interface ForbidRule {
 }
 
 export interface Faults {
-  dropWatch: Array<{ resource: string; afterEvents: number }>;
+  /** `compact`: the history the watch could resume from is compacted as it drops (the resume gets 410). */
+  dropWatch: Array<{ resource: string; afterEvents: number; compact?: boolean }>;
   dropLog: Array<{ afterLines: number }>;
   dropAttach: Array<{ afterBytes: number }>;
   /** Requests that are carried out, but whose answer is a 504 Timeout (the client cannot tell). */
   loseResponse: Array<{ method?: string; pathPattern: RegExp; times: number }>;
+  /** Requests held this long before they are carried out (a slow or overloaded API server). */
+  delay: Array<{ method?: string; pathPattern: RegExp; ms: number; times: number }>;
   fail: Array<{
     method?: string;
     pathPattern: RegExp;
-    status: 429 | 500 | 503;
+    status: 401 | 403 | 429 | 500 | 503;
     times: number;
     retryAfterSeconds?: number;
   }>;
@@ -116,6 +119,7 @@ export class ApiServer {
     dropLog: [],
     dropAttach: [],
     loseResponse: [],
+    delay: [],
     fail: [],
   };
   private readonly lostResponses = new WeakSet<IncomingMessage>();
@@ -255,7 +259,11 @@ export class ApiServer {
     }
   }
 
-  private injectedFault(req: IncomingMessage, pathname: string): ApiError | undefined {
+  private injectedFault(
+    req: IncomingMessage,
+    pathname: string,
+    who: TokenIdentity,
+  ): ApiError | undefined {
     const f = this.faults.fail.find(
       (x) =>
         x.times > 0 &&
@@ -264,6 +272,24 @@ export class ApiServer {
     );
     if (!f) return undefined;
     f.times--;
+    if (f.status === 401) return S.unauthorized();
+    if (f.status === 403) {
+      const route = parseRoute(pathname);
+      const q = new URL(req.url ?? "/", "https://x").searchParams;
+      if (route) {
+        const verb = this.verbOf(req.method ?? "GET", route, q);
+        return S.forbidden(
+          who.user,
+          verb,
+          route.resource,
+          route.subresource,
+          RESOURCES[route.resource].group,
+          route.namespace,
+          route.name,
+        );
+      }
+      return S.forbidden(who.user, "get", "", undefined, "", undefined, undefined);
+    }
     if (f.status === 429) return S.tooManyRequests(f.retryAfterSeconds ?? 1);
     if (f.status === 503) return S.serviceUnavailable(f.retryAfterSeconds);
     return S.internalError("injected fault");
@@ -309,8 +335,18 @@ export class ApiServer {
         });
       }
       const who = this.authenticate(req);
-      const fault = this.injectedFault(req, u.pathname);
+      const fault = this.injectedFault(req, u.pathname, who);
       if (fault) throw fault;
+      const delay = this.faults.delay.find(
+        (x) =>
+          x.times > 0 &&
+          (!x.method || x.method.toUpperCase() === req.method) &&
+          x.pathPattern.test(u.pathname),
+      );
+      if (delay) {
+        delay.times--;
+        await new Promise((resolve) => setTimeout(resolve, delay.ms));
+      }
       const lose = this.faults.loseResponse.find(
         (x) =>
           x.times > 0 &&
@@ -392,9 +428,10 @@ export class ApiServer {
     return (o) => (!route.namespace || o.metadata.namespace === route.namespace) && ls(o) && fs(o);
   }
 
-  private checkExpired(rv: string | null): void {
-    if (rv && rv !== "0" && Number(rv) < this.store.compactedRV) {
-      throw S.expired(`too old resource version: ${rv} (${this.store.compactedRV})`);
+  private checkExpired(resource: Resource, rv: string | null): void {
+    const compacted = this.store.compactedRV(resource);
+    if (rv && rv !== "0" && Number(rv) < compacted) {
+      throw S.expired(`too old resource version: ${rv} (${compacted})`);
     }
   }
 
@@ -406,7 +443,7 @@ export class ApiServer {
   ): void {
     const match = this.matcher(route, q);
     const rv = q.get("resourceVersion");
-    if (q.get("resourceVersionMatch") === "Exact") this.checkExpired(rv);
+    if (q.get("resourceVersionMatch") === "Exact") this.checkExpired(route.resource, rv);
     let items = this.store.list(route.resource, route.namespace).filter(match);
     const meta: any = { resourceVersion: String(this.store.currentRV()) };
     const cont = q.get("continue");
@@ -417,7 +454,7 @@ export class ApiServer {
       } catch {
         throw S.badRequest("continue key is not valid: illegal base64 data at input byte 0");
       }
-      if (tok.rv < this.store.compactedRV) {
+      if (tok.rv < this.store.compactedRV(route.resource)) {
         const e = S.expired(
           "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
         );
@@ -465,8 +502,9 @@ export class ApiServer {
       "Transfer-Encoding": "chunked",
     });
     res.flushHeaders();
-    if (rv && rv !== "0" && Number(rv) < this.store.compactedRV) {
-      const err = S.expired(`too old resource version: ${rv} (${this.store.compactedRV})`);
+    const compacted = this.store.compactedRV(route.resource);
+    if (rv && rv !== "0" && Number(rv) < compacted) {
+      const err = S.expired(`too old resource version: ${rv} (${compacted})`);
       res.end(JSON.stringify({ type: "ERROR", object: err.body }) + "\n");
       return;
     }
@@ -484,6 +522,7 @@ export class ApiServer {
       if (graceful) res.end();
       // A dropped connection: what was written is flushed, then the socket goes (no final chunk).
       else setTimeout(() => res.socket?.destroy(), 20);
+      if (!graceful && drop?.compact) this.store.compactResource(route.resource);
     };
     this.streams.add(end);
     const write = (type: string, object: any) => {
@@ -513,7 +552,7 @@ export class ApiServer {
       for (const o of this.store.list(route.resource, route.namespace).filter(match))
         write("ADDED", o);
     } else {
-      for (const e of this.store.history) if (e.rv > Number(rv)) deliver(e);
+      for (const e of this.store.history(route.resource)) if (e.rv > Number(rv)) deliver(e);
     }
     if (ended) return;
     unsubscribe = this.store.subscribe(deliver);
@@ -974,7 +1013,7 @@ export class ApiServer {
     const route = parseRoute(u.pathname);
     try {
       const who = this.authenticate(req);
-      const fault = this.injectedFault(req, u.pathname);
+      const fault = this.injectedFault(req, u.pathname, who);
       if (fault) throw fault;
       if (
         !route ||

@@ -23,6 +23,8 @@ export interface TestClusterOptions {
   timeScale?: number;
   /** websocket subprotocols the server accepts, default ["v5.channel.k8s.io","v4.channel.k8s.io"] */
   attachProtocols?: string[];
+  /** Events kept per resource for watches to resume from; older resumes get 410 Gone. Default 20. */
+  watchWindow?: number;
 }
 
 /** What a token may do: deploy/rbac.yaml's Role and ClusterRole, the Role alone, or everything. */
@@ -60,18 +62,25 @@ export interface TestCluster {
   receivedContext(podName: string): string | undefined;
   podNames(namespace: string): string[];
   faults: {
-    dropNextWatch(opts: { resource: "pods" | "jobs" | "events"; afterEvents: number }): void;
+    /** `compact`: the history is compacted as it drops, so the resume gets 410 Gone and must re-list. */
+    dropNextWatch(opts: {
+      resource: "pods" | "jobs" | "events";
+      afterEvents: number;
+      compact?: boolean;
+    }): void;
     dropNextLog(opts: { afterLines: number }): void;
     /** The next context upload's connection drops after this many stdin bytes. */
     dropNextAttach(opts: { afterBytes: number }): void;
     failRequests(opts: {
       method?: string;
       pathPattern: RegExp;
-      status: 429 | 500 | 503;
+      status: 401 | 403 | 429 | 500 | 503;
       times: number;
       retryAfterSeconds?: number;
     }): void;
     expireResourceVersions(): void;
+    /** The next matching requests are held `ms` before they are carried out. */
+    delayRequests(opts: { method?: string; pathPattern: RegExp; ms: number; times: number }): void;
     /** The next matching requests are carried out, but answered with a 504 Timeout. */
     loseResponses(opts: { method?: string; pathPattern: RegExp; times: number }): void;
   };
@@ -88,7 +97,7 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
   const timeScale = opts.timeScale ?? 0.05;
   const attachProtocols = opts.attachProtocols ?? ["v5.channel.k8s.io", "v4.channel.k8s.io"];
   const tls = makeServerTls();
-  const store = new Store();
+  const store = new Store({ watchWindow: opts.watchWindow });
   let pick: string | ((job: any) => string) = "kaniko-success-cold";
   let overrides: ScenarioOverrides = {};
   const kubelet = new Kubelet(store, { timeScale });
@@ -202,6 +211,9 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
       },
       expireResourceVersions() {
         store.compact();
+      },
+      delayRequests(o) {
+        api.faults.delay.push({ ...o });
       },
       loseResponses(o) {
         api.faults.loseResponse.push({ ...o });

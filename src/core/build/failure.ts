@@ -40,6 +40,26 @@ export async function jobFailure(run: BuildRun): Promise<BuildFailure | undefine
   return undefined;
 }
 
+/**
+ * The pod was deleted while `container` still ran (no one in this build deletes it before the end):
+ * the Job's deadline when the Job says so, else someone or something else (kubectl delete, a node
+ * drain, an eviction) — not a build failure, whatever exit code the stopped container left.
+ */
+export async function deletedWhileRunning(
+  run: BuildRun,
+  container: string,
+  exitCode: number | undefined,
+): Promise<BuildFailure> {
+  const failure = await jobFailure(run);
+  if (failure?.kind === "deadline-exceeded") return failure;
+  const stopped = exitCode === undefined ? "" : ` (${container} was stopped, exit code ${exitCode})`;
+  return new BuildFailure(
+    "pod-deleted",
+    `the build pod was deleted before the build finished${stopped}`,
+    [...run.logTail],
+  );
+}
+
 /** The pod ended or is being deleted without a result: find out why. */
 export async function failFromPod(run: BuildRun): Promise<never> {
   const { tracker } = run;

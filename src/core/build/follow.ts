@@ -10,7 +10,7 @@ import type { WatchStream } from "../cluster/watch-stream.js";
 import { tarContext, uploadContext, type ContextPlan } from "../context/index.js";
 import { BuildFailure } from "../errors.js";
 import type { LogLine } from "../reporter.js";
-import { failFromPod, jobFailure, readLogTail } from "./failure.js";
+import { deletedWhileRunning, failFromPod, jobFailure, readLogTail } from "./failure.js";
 import { formatBytes } from "./format.js";
 import { LOG_TAIL_LINES, type BuildRun } from "./run.js";
 import { watchEvents } from "./watches.js";
@@ -93,6 +93,15 @@ async function sendContext(run: BuildRun, contextPlan: ContextPlan): Promise<voi
       `Sent context: ${contextPlan.files.toLocaleString("en-US")} files, ${formatBytes(contextPlan.bytes)} (${formatBytes(result.sentBytes)} compressed) in ${seconds.toFixed(1)} s, ${formatBytes(contextPlan.bytes / seconds)}/s`,
     );
     await tracker.until(() => Boolean(tracker.terminated(CONTEXT_CONTAINER)) || tracker.deleting);
+    if (tracker.runningAtDeletion?.has(CONTEXT_CONTAINER)) {
+      // Deleted while unpacking: the receiver's end says little (a SIGKILL after the grace period).
+      await tracker.until(() => Boolean(tracker.terminated(CONTEXT_CONTAINER)) || tracker.gone, 5000);
+      throw await deletedWhileRunning(
+        run,
+        CONTEXT_CONTAINER,
+        tracker.terminated(CONTEXT_CONTAINER)?.exitCode,
+      );
+    }
     const receiver = tracker.terminated(CONTEXT_CONTAINER);
     if (!receiver || receiver.exitCode !== 0) {
       const tail = await readLogTail(run, CONTEXT_CONTAINER);
@@ -140,6 +149,7 @@ async function followBuilder(
       onRetry: (message) => reporter.debug(message),
     });
     await tracker.until(() => Boolean(tracker.terminated(BUILD_CONTAINER)) || tracker.deleting);
+    const stoppedByDeletion = tracker.runningAtDeletion?.has(BUILD_CONTAINER) ?? false;
     if (!tracker.terminated(BUILD_CONTAINER)) {
       // A pod being deleted (the deadline) still reports how its builder ended: wait for it briefly.
       await tracker.until(() => Boolean(tracker.terminated(BUILD_CONTAINER)) || tracker.gone, 5000);
@@ -147,6 +157,7 @@ async function followBuilder(
     const state = tracker.terminated(BUILD_CONTAINER);
     // A builder that finished with its digest stands, whatever deletes the pod afterwards.
     if (state?.exitCode === 0) return state;
+    if (stoppedByDeletion) throw await deletedWhileRunning(run, BUILD_CONTAINER, state?.exitCode);
     if (tracker.deleting) {
       const failure = await jobFailure(run);
       if (failure) throw failure;

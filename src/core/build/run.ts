@@ -34,6 +34,8 @@ export interface BuildOptions {
    * watch normally reports the end, but a Job whose pod was never created has none to report.
    */
   deadlineSlackMs?: number;
+  /** Backoff base of API retries (default 250 ms, doubled each attempt). */
+  retryBaseDelayMs?: number;
 }
 
 /** How long each phase took, in milliseconds. */

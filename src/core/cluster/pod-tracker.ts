@@ -130,6 +130,8 @@ export class PodTracker {
   /** The pod was deleted (DELETED event) or is being deleted (deletionTimestamp). */
   deleting = false;
   gone = false;
+  /** The containers that had not ended when the pod's deletion was first seen (deletion stopped them). */
+  runningAtDeletion: ReadonlySet<string> | undefined;
   failure: BuildFailure | undefined;
   private scaleUpTriggered = false;
   private readonly problems = new Map<
@@ -147,6 +149,16 @@ export class PodTracker {
   podUpdated(pod: V1Pod, deleted = false): void {
     if (this.pod?.metadata?.uid && pod.metadata?.uid && pod.metadata.uid !== this.pod.metadata.uid)
       return;
+    // The first sight of the deletion: what still ran then did not end on its own.
+    if (!this.deleting && (pod.metadata?.deletionTimestamp || deleted)) {
+      const statuses = [
+        ...(this.pod?.status?.initContainerStatuses ?? []),
+        ...(this.pod?.status?.containerStatuses ?? []),
+      ];
+      this.runningAtDeletion = new Set(
+        statuses.filter((status) => !status.state?.terminated).map((status) => status.name),
+      );
+    }
     this.pod = pod;
     if (pod.metadata?.deletionTimestamp) this.deleting = true;
     if (deleted) {
