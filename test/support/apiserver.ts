@@ -240,12 +240,14 @@ export class ApiServer {
       namespace,
       name: route.name,
     });
-    const denied = !granted || who.forbid.some(
-      (r) =>
-        (r.verb === "*" || r.verb === verb) &&
-        (r.resource === "*" || r.resource === route.resource) &&
-        (r.subresource ?? "") === (route.subresource ?? ""),
-    );
+    const denied =
+      !granted ||
+      who.forbid.some(
+        (r) =>
+          (r.verb === "*" || r.verb === verb) &&
+          (r.resource === "*" || r.resource === route.resource) &&
+          (r.subresource ?? "") === (route.subresource ?? ""),
+      );
     if (denied) {
       throw S.forbidden(
         who.user,

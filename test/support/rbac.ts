@@ -37,7 +37,8 @@ export function loadShippedRbac(path = RBAC_YAML): ShippedRbac {
   const role = docs.find((d) => d?.kind === "Role");
   const clusterRole = docs.find((d) => d?.kind === "ClusterRole");
   const binding = docs.find((d) => d?.kind === "RoleBinding");
-  if (!sa || !role || !binding) throw new Error(`${path}: needs a ServiceAccount, Role, RoleBinding`);
+  if (!sa || !role || !binding)
+    throw new Error(`${path}: needs a ServiceAccount, Role, RoleBinding`);
   if (binding.roleRef?.name !== role.metadata.name)
     throw new Error(`${path}: the RoleBinding does not bind the Role`);
   const rules = (r: any): PolicyRule[] =>
@@ -71,8 +72,7 @@ function ruleAllows(rule: PolicyRule, a: RequestAttributes): boolean {
     (r) =>
       r === "*" ||
       r === resource ||
-      (a.subresource !== undefined &&
-        (r === `*/${a.subresource}` || r === `${a.resource}/*`)),
+      (a.subresource !== undefined && (r === `*/${a.subresource}` || r === `${a.resource}/*`)),
   );
   // resourceNames limit a rule to named objects: a list, watch or create has no name to match.
   const nameOk =

@@ -52,7 +52,8 @@ export async function deletedWhileRunning(
 ): Promise<BuildFailure> {
   const failure = await jobFailure(run);
   if (failure?.kind === "deadline-exceeded") return failure;
-  const stopped = exitCode === undefined ? "" : ` (${container} was stopped, exit code ${exitCode})`;
+  const stopped =
+    exitCode === undefined ? "" : ` (${container} was stopped, exit code ${exitCode})`;
   return new BuildFailure(
     "pod-deleted",
     `the build pod was deleted before the build finished${stopped}`,

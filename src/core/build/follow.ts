@@ -95,7 +95,10 @@ async function sendContext(run: BuildRun, contextPlan: ContextPlan): Promise<voi
     await tracker.until(() => Boolean(tracker.terminated(CONTEXT_CONTAINER)) || tracker.deleting);
     if (tracker.runningAtDeletion?.has(CONTEXT_CONTAINER)) {
       // Deleted while unpacking: the receiver's end says little (a SIGKILL after the grace period).
-      await tracker.until(() => Boolean(tracker.terminated(CONTEXT_CONTAINER)) || tracker.gone, 5000);
+      await tracker.until(
+        () => Boolean(tracker.terminated(CONTEXT_CONTAINER)) || tracker.gone,
+        5000,
+      );
       throw await deletedWhileRunning(
         run,
         CONTEXT_CONTAINER,
