@@ -159,6 +159,19 @@ describe("watch compaction", () => {
   });
 });
 
+describe("the product's pod, not the recording's", () => {
+  test("a recording is replayed only for a pod of its shape: another builder's pod fails loudly, naming the differences", async () => {
+    cluster.useScenario("kaniko-success-cold");
+    const { error } = await buildFails(specFor({ builder: "buildkit" }));
+    expect(error.message).toMatch(
+      /RecordingMismatch: test server: pod kib-[a-z0-9-]+ is not the pod recording "kaniko-success-cold" ran: .*containers\[build\]\.securityContext\.runAsUser: submitted 1000, recorded \(unset\)/,
+    );
+    expect(cluster.replayRefusals).toHaveLength(1);
+    cluster.replayRefusals.splice(0);
+    expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
+  });
+});
+
 describe("failures a real cluster has", () => {
   test("the Secret is created, then the Job create is refused: the Secret is deleted", async () => {
     cluster.addToken("no-jobs", { forbid: [{ verb: "create", resource: "jobs" }] });
@@ -319,6 +332,33 @@ describe("failures a real cluster has", () => {
     );
     expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
   });
+
+  test("the pod deleted during the upload: the receiver ignores SIGTERM, is killed after the grace period, and the build says the pod was deleted", async () => {
+    const context = makeContext({ "big.bin": randomBytes(24 * 1024 * 1024).toString("latin1") });
+    const reporter = recordingReporter();
+    let deleting: Promise<void> | undefined;
+    const originalUpload = reporter.upload;
+    reporter.upload = (progress) => {
+      originalUpload(progress);
+      if (!progress.done && progress.sentBytes > 0 && !deleting) {
+        const pod = cluster.podNames("ci-builds").at(-1)!;
+        deleting = adminDelete(cluster, `/api/v1/namespaces/ci-builds/pods/${pod}`);
+      }
+    };
+    const error = await build(specFor({}, cluster, context), {
+      reporter,
+      runId: "test",
+    }).then(
+      () => undefined,
+      (e: unknown) => e as BuildFailure,
+    );
+    await deleting;
+    expect(error?.kind).toBe("pod-deleted");
+    expect(error?.message).toBe(
+      "the build pod was deleted before the build finished (context was stopped, exit code 137)",
+    );
+    expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
+  }, 30_000);
 
   test("cancelling during the upload stops it and deletes the Job and its Secret", async () => {
     // Incompressible, so the upload lasts long enough to be cancelled in the middle.

@@ -20,7 +20,6 @@ import {
   type StoreEvent,
 } from "./store.js";
 import { applyFieldValidation, decodeSecretData, validateCreate } from "./validation.js";
-import { loadRecording } from "./recordings.js";
 import { allows, type Grants } from "./rbac.js";
 
 export interface RequestRecord {
@@ -1110,10 +1109,9 @@ export class ApiServer {
       receiver!.end();
       const code = await receiver!.exit;
       if (ws.readyState !== ws.OPEN) return;
-      if (code !== 0) {
-        for (const l of loadRecording("kaniko-upload-truncated").logs.context ?? [])
-          ws.send(Buffer.concat([Buffer.from([2]), Buffer.from(l.text + "\n")]));
-      }
+      // What BusyBox's tar said (the recording kaniko-upload-truncated has the same lines).
+      if (code !== 0 && receiver!.stderr)
+        ws.send(Buffer.concat([Buffer.from([2]), Buffer.from(receiver!.stderr)]));
       ws.send(
         Buffer.concat([
           Buffer.from([3]),
@@ -1122,6 +1120,17 @@ export class ApiServer {
       );
       ws.close(1000);
     };
+    if (feeds) {
+      // The container ends while the client still sends (killed after the grace period of a
+      // delete): the kubelet's stream ends with it, what it wrote to stderr first.
+      void receiver!.exit.then(() => {
+        if (finished || ws.readyState !== ws.OPEN) return;
+        finished = true;
+        if (receiver!.stderr)
+          ws.send(Buffer.concat([Buffer.from([2]), Buffer.from(receiver!.stderr)]));
+        ws.close(1000);
+      });
+    }
     ws.on("message", (data: Buffer, isBinary: boolean) => {
       const buf = Buffer.isBuffer(data) ? data : Buffer.from(data as any);
       if (buf.length === 0) return;

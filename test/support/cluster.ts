@@ -11,6 +11,7 @@ import { defaultPod } from "./defaults.js";
 import { Kubelet, type ScenarioOverrides } from "./kubelet.js";
 import { loadRecording } from "./recordings.js";
 import { ADMIN, shippedGrants } from "./rbac.js";
+import { shapeDifferences } from "./pod-shape.js";
 import { Store } from "./store.js";
 import { makeServerTls } from "./tls.js";
 
@@ -84,6 +85,11 @@ export interface TestCluster {
     /** The next matching requests are carried out, but answered with a 504 Timeout. */
     loseResponses(opts: { method?: string; pathPattern: RegExp; times: number }): void;
   };
+  /**
+   * Pods the test server refused to replay a recording for, because their shape differs from the
+   * recorded pod's. close() fails while any is left here; a test that expects one takes it out.
+   */
+  replayRefusals: string[];
   requests: RequestRecord[];
   resetRequests(): void;
   close(): Promise<void>;
@@ -97,6 +103,7 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
   const timeScale = opts.timeScale ?? 0.05;
   const attachProtocols = opts.attachProtocols ?? ["v5.channel.k8s.io", "v4.channel.k8s.io"];
   const tls = makeServerTls();
+  const replayRefusals: string[] = [];
   const store = new Store({ watchWindow: opts.watchWindow });
   let pick: string | ((job: any) => string) = "kaniko-success-cold";
   let overrides: ScenarioOverrides = {};
@@ -105,6 +112,17 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
     timeScale,
     minor,
     defaultPod,
+    replayRefusal: (pod, scenario) => {
+      const recorded = loadRecording(scenario).pods[0]!.object;
+      const differences = shapeDifferences(pod, recorded, {
+        secretExists: (name) => Boolean(store.get("secrets", pod.metadata.namespace, name)),
+      });
+      if (!differences.length) return undefined;
+      const message = `test server: pod ${pod.metadata.name} is not the pod recording "${scenario}" ran: ${differences.join("; ")}`;
+      console.error(message);
+      replayRefusals.push(message);
+      return message;
+    },
     pickScenario: (job) => {
       const scenario = typeof pick === "string" ? pick : pick(job);
       loadRecording(scenario);
@@ -219,6 +237,7 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
         api.faults.loseResponse.push({ ...o });
       },
     },
+    replayRefusals,
     requests: api.requests,
     resetRequests() {
       api.requests.splice(0, api.requests.length);
@@ -233,6 +252,10 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
           if (dir) rmSync(dir, { recursive: true, force: true });
         }
       }
+      if (replayRefusals.length)
+        throw new Error(
+          `the test server replayed no recording for ${replayRefusals.length} pod(s):\n${replayRefusals.join("\n")}`,
+        );
     },
   };
   return cluster;

@@ -3,7 +3,8 @@
  * request is allowed when a rule of a Role bound in its namespace, or of a ClusterRole, names its
  * API group, its resource (with subresource, "pods/log") and its verb. Nothing else is allowed.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseAllDocuments } from "yaml";
 
@@ -28,10 +29,14 @@ export interface ShippedRbac {
   clusterRole: PolicyRule[];
 }
 
-export const RBAC_YAML = fileURLToPath(new URL("../../deploy/rbac.yaml", import.meta.url));
+/** deploy/rbac.yaml beside this module's repository (or the working directory's, when bundled). */
+export function shippedRbacPath(): string {
+  const beside = fileURLToPath(new URL("../../deploy/rbac.yaml", import.meta.url));
+  return existsSync(beside) ? beside : join(process.cwd(), "deploy/rbac.yaml");
+}
 
 /** Reads deploy/rbac.yaml: the ServiceAccount, its Role's rules and the optional ClusterRole's rules. */
-export function loadShippedRbac(path = RBAC_YAML): ShippedRbac {
+export function loadShippedRbac(path = shippedRbacPath()): ShippedRbac {
   const docs = parseAllDocuments(readFileSync(path, "utf8")).map((d) => d.toJS() as any);
   const sa = docs.find((d) => d?.kind === "ServiceAccount");
   const role = docs.find((d) => d?.kind === "Role");

@@ -66,9 +66,11 @@ export async function failFromPod(run: BuildRun): Promise<never> {
   const { tracker } = run;
   if (tracker.failure) throw tracker.failure;
   const failure = await jobFailure(run);
-  if (failure) throw failure;
+  if (failure?.kind === "deadline-exceeded") throw failure;
   const reason = tracker.pod?.status?.reason;
   const message = tracker.pod?.status?.message;
+  // The pod's own reason (a kubelet that refused or evicted it) says more than the Job's backoff.
+  if (failure && !reason) throw failure;
   throw new BuildFailure(
     "pod-deleted",
     reason

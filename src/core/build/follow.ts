@@ -46,7 +46,9 @@ async function waitForStart(run: BuildRun): Promise<WatchStream<CoreV1Event>> {
     reporter.info(`Pod ${podName} created; waiting for it to start`);
     podEvents = watchEvents(run, `involvedObject.name=${podName}`);
     const firstContainer = run.contextPlan ? CONTEXT_CONTAINER : BUILD_CONTAINER;
-    await tracker.until(() => tracker.started(firstContainer) || tracker.deleting);
+    await tracker.until(() => tracker.started(firstContainer) || tracker.deleting || tracker.ended);
+    // Failed before anything ran (refused where it was placed): the pod's status says why.
+    if (tracker.ended && !tracker.started(firstContainer)) await failFromPod(run);
     const node = tracker.pod?.spec?.nodeName;
     if (node) reporter.info(`Scheduled on ${node}`);
   });
@@ -80,7 +82,23 @@ async function sendContext(run: BuildRun, contextPlan: ContextPlan): Promise<voi
         onProgress: (sentBytes, elapsedMs) =>
           reporter.upload({ files, bytes, sentBytes, elapsedMs, done: false }),
       },
-    );
+    ).catch(async (error: unknown) => {
+      // The stream ends when the receiver does: when the pod is being deleted, that is the news.
+      await tracker.until(
+        () => tracker.deleting || Boolean(tracker.terminated(CONTEXT_CONTAINER)),
+        2000,
+      );
+      if (!tracker.runningAtDeletion?.has(CONTEXT_CONTAINER)) throw error;
+      await tracker.until(
+        () => Boolean(tracker.terminated(CONTEXT_CONTAINER)) || tracker.gone,
+        5000,
+      );
+      throw await deletedWhileRunning(
+        run,
+        CONTEXT_CONTAINER,
+        tracker.terminated(CONTEXT_CONTAINER)?.exitCode,
+      );
+    });
     reporter.upload({
       files: contextPlan.files,
       bytes: contextPlan.bytes,

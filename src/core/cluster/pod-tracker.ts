@@ -252,6 +252,12 @@ export class PodTracker {
     return this.container(name)?.state?.terminated;
   }
 
+  /** The pod reached a final phase (Failed or Succeeded), whether or not its containers ran. */
+  get ended(): boolean {
+    const phase = this.pod?.status?.phase;
+    return phase === "Failed" || phase === "Succeeded";
+  }
+
   started(name: string): boolean {
     return this.running(name) || Boolean(this.terminated(name));
   }
