@@ -10,7 +10,7 @@ import { Controllers } from "./controllers.js";
 import { defaultPod } from "./defaults.js";
 import { Kubelet, type ScenarioOverrides } from "./kubelet.js";
 import { loadRecording } from "./recordings.js";
-import { ADMIN, shippedGrants } from "./rbac.js";
+import { ADMIN, shippedGrants, type Grants } from "./rbac.js";
 import { shapeDifferences } from "./pod-shape.js";
 import { Store } from "./store.js";
 import { makeServerTls } from "./tls.js";
@@ -53,6 +53,8 @@ export interface TestCluster {
       user?: string;
       /** Default "shipped". */
       access?: Access;
+      /** Instead of `access`: exactly these RBAC rules (a Role's in every namespace, a ClusterRole's). */
+      grants?: Grants;
     },
   ): void;
   useScenario(
@@ -195,8 +197,10 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
     },
     createNamespace,
     addToken(t, rules) {
+      const who = identity(rules?.access ?? "shipped", rules?.user);
       api.tokens.set(t, {
-        ...identity(rules?.access ?? "shipped", rules?.user),
+        ...who,
+        ...(rules?.grants ? { grants: rules.grants } : {}),
         forbid: rules?.forbid ?? [],
       });
     },
