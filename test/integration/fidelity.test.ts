@@ -127,6 +127,92 @@ describe("watch compaction", () => {
     expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
   });
 
+  test("a pod watch refused with 500 three times is retried with backoff, and the build completes", async () => {
+    cluster.faults.dropNextWatch({ resource: "pods", afterEvents: 2 });
+    cluster.faults.failRequests({
+      method: "GET",
+      pathPattern: /\/pods\?watch=true/,
+      status: 500,
+      times: 3,
+    });
+    const reporter = recordingReporter();
+    const result = await build(specFor(), { reporter, runId: "test" });
+    expect(result.digest).toBe(DIGEST);
+    const watchStatuses = cluster.requests
+      .filter((r) => r.path === "/api/v1/namespaces/ci-builds/pods")
+      .map((r) => r.status);
+    // The first watch is refused too: a watch that never connects is retried as well.
+    expect(watchStatuses.slice(0, 3)).toEqual([500, 500, 500]);
+    expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
+  });
+
+  test("a re-list that fails is retried before the watch resumes", async () => {
+    cluster.faults.dropNextWatch({ resource: "pods", afterEvents: 2, compact: true });
+    cluster.faults.failRequests({
+      method: "GET",
+      pathPattern: /\/pods\?labelSelector=/,
+      status: 503,
+      times: 1,
+    });
+    const result = await build(specFor(), { reporter: recordingReporter(), runId: "test" });
+    expect(result.digest).toBe(DIGEST);
+    const lists = cluster.requests
+      .filter((r) => r.path === "/api/v1/namespaces/ci-builds/pods" && r.stream !== "watch")
+      .map((r) => r.status);
+    expect(lists).toEqual([503, 200]);
+    expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
+  });
+
+  test("a pod deleted while its watch was away is seen in the re-list, and named", async () => {
+    cluster.useScenario("kaniko-deadline");
+    const running = build(specFor(), {
+      reporter: recordingReporter(),
+      runId: "test",
+      pendingGraceMs: 300,
+    }).then(
+      () => undefined,
+      (e: unknown) => e as BuildFailure,
+    );
+    await until(() =>
+      cluster
+        .objects("pods", "ci-builds")
+        .some((p) => p.status?.containerStatuses?.[0]?.state?.running),
+    );
+    const pod = cluster.podNames("ci-builds").at(-1)!;
+    // The re-list is slow; the pod goes meanwhile; the watch's history is gone.
+    cluster.faults.delayRequests({
+      method: "GET",
+      pathPattern: /\/pods\?labelSelector=/,
+      ms: 1500,
+      times: 1,
+    });
+    cluster.faults.expireResourceVersions();
+    expect(cluster.faults.dropOpenWatches("pods")).toBe(1);
+    await adminDelete(cluster, `/api/v1/namespaces/ci-builds/pods/${pod}?gracePeriodSeconds=0`);
+    const error = await running;
+    expect(error?.kind).toBe("pod-deleted");
+    expect(error?.message).toBe("the build pod was deleted before the build finished");
+    expect(cluster.requests.some((r) => r.path.endsWith("/pods") && r.stream !== "watch")).toBe(
+      true,
+    );
+    expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
+  });
+
+  test("an event watch that resumes past the kept history re-lists, and a Pending problem is still named", async () => {
+    cluster.useScenario("kaniko-unschedulable");
+    const failing = buildFails(specFor(), { pendingGraceMs: 1500 });
+    // Once the pod's own event watch is open (the second), its history goes and it is cut.
+    await until(() => cluster.requests.filter((r) => r.path.endsWith("/events")).length >= 2);
+    cluster.faults.expireResourceVersions();
+    expect(cluster.faults.dropOpenWatches("events")).toBe(1);
+    const { error } = await failing;
+    expect(error.kind).toBe("unschedulable");
+    expect(cluster.requests.some((r) => r.path.endsWith("/events") && r.stream !== "watch")).toBe(
+      true,
+    );
+    expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
+  });
+
   test("the kept history is a small window: a watch from before it gets 410 at once", async () => {
     const small = await startTestCluster({ watchWindow: 3 });
     try {

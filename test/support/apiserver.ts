@@ -127,6 +127,20 @@ export class ApiServer {
   private readonly wss: WebSocketServer;
   private readonly sockets = new Set<Duplex>();
   private readonly streams = new Set<() => void>();
+  /** The watches open now, each with the drop that cuts its connection. */
+  private readonly openWatches = new Map<() => void, Resource>();
+
+  /** Cuts every open watch of `resource` as a dropped connection would. */
+  dropOpenWatches(resource: Resource): number {
+    let n = 0;
+    for (const [cut, r] of [...this.openWatches]) {
+      if (r !== resource) continue;
+      this.openWatches.delete(cut);
+      cut();
+      n++;
+    }
+    return n;
+  }
 
   constructor(
     private readonly store: Store,
@@ -342,7 +356,7 @@ export class ApiServer {
         (x) =>
           x.times > 0 &&
           (!x.method || x.method.toUpperCase() === req.method) &&
-          x.pathPattern.test(u.pathname),
+          (x.pathPattern.test(u.pathname) || x.pathPattern.test(req.url ?? "")),
       );
       if (delay) {
         delay.times--;
@@ -526,6 +540,9 @@ export class ApiServer {
       if (!graceful && drop?.compact) this.store.compactResource(route.resource);
     };
     this.streams.add(end);
+    const cutOpen = () => end(false);
+    this.openWatches.set(cutOpen, route.resource);
+    res.on("close", () => this.openWatches.delete(cutOpen));
     const write = (type: string, object: any) => {
       if (ended) return;
       res.write(JSON.stringify({ type, object }) + "\n");

@@ -82,7 +82,9 @@ export interface TestCluster {
       retryAfterSeconds?: number;
     }): void;
     expireResourceVersions(): void;
-    /** The next matching requests are held `ms` before they are carried out. */
+    /** Cuts the connections of the watches open now (the client resumes from where it was). */
+    dropOpenWatches(resource: "pods" | "jobs" | "events"): number;
+    /** The next matching requests (path or path?query) are held `ms` before they are carried out. */
     delayRequests(opts: { method?: string; pathPattern: RegExp; ms: number; times: number }): void;
     /** The next matching requests are carried out, but answered with a 504 Timeout. */
     loseResponses(opts: { method?: string; pathPattern: RegExp; times: number }): void;
@@ -233,6 +235,9 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
       },
       expireResourceVersions() {
         store.compact();
+      },
+      dropOpenWatches(resource) {
+        return api.dropOpenWatches(resource);
       },
       delayRequests(o) {
         api.faults.delay.push({ ...o });

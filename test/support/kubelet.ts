@@ -486,7 +486,8 @@ export class Kubelet {
       return;
     }
     const md = e.object.metadata;
-    if (md.deletionTimestamp && (md.deletionGracePeriodSeconds ?? 0) > 0 && !rt.killing) {
+    // A delete, graceful or forced (grace 0: SIGKILL at once), stops what still runs.
+    if (md.deletionTimestamp && !rt.killing && !rt.stopped) {
       rt.killing = true;
       for (const w of [...rt.wake]) w();
       void this.kill(rt).catch((err) => console.error("test-server kubelet kill failed", err));
