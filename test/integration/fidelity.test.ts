@@ -146,6 +146,33 @@ describe("watch compaction", () => {
     expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
   });
 
+  test("a pod watch the server ends at once, with nothing sent, is opened again", async () => {
+    cluster.faults.dropNextWatch({ resource: "pods", afterEvents: 0 });
+    const result = await build(specFor(), { reporter: recordingReporter(), runId: "test" });
+    expect(result.digest).toBe(DIGEST);
+    const watches = cluster.requests.filter(
+      (r) => r.path === "/api/v1/namespaces/ci-builds/pods" && r.stream === "watch",
+    );
+    expect(watches.length).toBeGreaterThanOrEqual(2);
+    expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
+  });
+
+  test("a pod watch that keeps failing gives up after its attempts, in one line, and leaves nothing", async () => {
+    cluster.faults.failRequests({
+      method: "GET",
+      pathPattern: /\/pods\?watch=true/,
+      status: 500,
+      times: 20,
+    });
+    const { error } = await buildFails(specFor(WITH_CREDENTIALS), { retryBaseDelayMs: 5 });
+    expect(error.kind).toBe("api");
+    expect(error.message).toBe(
+      "could not watch the build pod: the API server answered 500 Internal Server Error (8 attempts in a row)",
+    );
+    cluster.faults.clear();
+    expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
+  });
+
   test("a re-list that fails is retried before the watch resumes", async () => {
     cluster.faults.dropNextWatch({ resource: "pods", afterEvents: 2, compact: true });
     cluster.faults.failRequests({

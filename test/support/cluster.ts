@@ -82,6 +82,8 @@ export interface TestCluster {
       retryAfterSeconds?: number;
     }): void;
     expireResourceVersions(): void;
+    /** Forgets every fault not used up yet. */
+    clear(): void;
     /** Cuts the connections of the watches open now (the client resumes from where it was). */
     dropOpenWatches(resource: "pods" | "jobs" | "events"): number;
     /** The next matching requests (path or path?query) are held `ms` before they are carried out. */
@@ -235,6 +237,9 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
       },
       expireResourceVersions() {
         store.compact();
+      },
+      clear() {
+        for (const list of Object.values(api.faults)) list.splice(0);
       },
       dropOpenWatches(resource) {
         return api.dropOpenWatches(resource);

@@ -34,7 +34,7 @@ export interface BuildOptions {
    * watch normally reports the end, but a Job whose pod was never created has none to report.
    */
   deadlineSlackMs?: number;
-  /** Backoff base of API retries (default 250 ms, doubled each attempt). */
+  /** Backoff base of API retries and watch reconnections (default 250 ms, doubled each attempt). */
   retryBaseDelayMs?: number;
 }
 
