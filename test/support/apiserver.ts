@@ -20,7 +20,7 @@ import {
   type StoreEvent,
 } from "./store.js";
 import { applyFieldValidation, decodeSecretData, validateCreate } from "./validation.js";
-import { loadRecording } from "./recordings.js";
+import { allows, type Grants } from "./rbac.js";
 
 export interface RequestRecord {
   method: string;
@@ -34,6 +34,13 @@ export interface RequestRecord {
   peerPort?: number;
 }
 
+/** A bearer token's identity: RBAC grants, minus any requests a test forbids on top. */
+export interface TokenIdentity {
+  user: string;
+  grants: Grants;
+  forbid: ForbidRule[];
+}
+
 export interface ForbidRule {
   verb: string;
   resource: string;
@@ -41,7 +48,8 @@ export interface ForbidRule {
 }
 
 export interface Faults {
-  dropWatch: Array<{ resource: string; afterEvents: number }>;
+  /** `compact`: the history the watch could resume from is compacted as it drops (the resume gets 410). */
+  dropWatch: Array<{ resource: string; afterEvents: number; compact?: boolean }>;
   /** graceful: the stream ends as if complete (a proxy whose upstream broke), not cut. */
   dropLog: Array<{ afterLines: number; graceful?: boolean }>;
   dropAttach: Array<{ afterBytes: number }>;
@@ -60,10 +68,12 @@ export interface Faults {
   hold: Array<{ method?: string; pathPattern: RegExp; onHeld: () => void }>;
   /** Requests that are carried out, but whose answer is a 504 Timeout (the client cannot tell). */
   loseResponse: Array<{ method?: string; pathPattern: RegExp; times: number }>;
+  /** Requests held this long before they are carried out (a slow or overloaded API server). */
+  delay: Array<{ method?: string; pathPattern: RegExp; ms: number; times: number }>;
   fail: Array<{
     method?: string;
     pathPattern: RegExp;
-    status: 429 | 500 | 503;
+    status: 401 | 403 | 429 | 500 | 503;
     times: number;
     retryAfterSeconds?: number;
   }>;
@@ -129,14 +139,29 @@ export class ApiServer {
     stallLog: [],
     hold: [],
     loseResponse: [],
+    delay: [],
     fail: [],
   };
   private readonly lostResponses = new WeakSet<IncomingMessage>();
-  readonly tokens = new Map<string, { user: string; forbid: ForbidRule[] }>();
+  readonly tokens = new Map<string, TokenIdentity>();
   readonly server: Server;
   private readonly wss: WebSocketServer;
   private readonly sockets = new Set<Duplex>();
   private readonly streams = new Set<() => void>();
+  /** The watches open now, each with the drop that cuts its connection. */
+  private readonly openWatches = new Map<() => void, Resource>();
+
+  /** Cuts every open watch of `resource` as a dropped connection would. */
+  dropOpenWatches(resource: Resource): number {
+    let n = 0;
+    for (const [cut, r] of [...this.openWatches]) {
+      if (r !== resource) continue;
+      this.openWatches.delete(cut);
+      cut();
+      n++;
+    }
+    return n;
+  }
 
   constructor(
     private readonly store: Store,
@@ -235,7 +260,7 @@ export class ApiServer {
     this.send(req, res, 500, e.body);
   }
 
-  private authenticate(req: IncomingMessage): { user: string; forbid: ForbidRule[] } {
+  private authenticate(req: IncomingMessage): TokenIdentity {
     const h = req.headers.authorization ?? "";
     const m = /^Bearer\s+(.+)$/i.exec(h);
     const t = m ? this.tokens.get(m[1]!.trim()) : undefined;
@@ -243,28 +268,44 @@ export class ApiServer {
     return t;
   }
 
-  private authorize(who: { user: string; forbid: ForbidRule[] }, verb: string, route: Route): void {
-    const denied = who.forbid.some(
-      (r) =>
-        (r.verb === "*" || r.verb === verb) &&
-        (r.resource === "*" || r.resource === route.resource) &&
-        (r.subresource ?? "") === (route.subresource ?? ""),
-    );
+  private authorize(who: TokenIdentity, verb: string, route: Route): void {
+    const info = RESOURCES[route.resource];
+    // For a namespace itself the request's namespace is its name (the apiserver's RequestInfo).
+    const namespace = route.resource === "namespaces" ? route.name : route.namespace;
+    const granted = allows(who.grants, {
+      verb,
+      group: info.group,
+      resource: route.resource,
+      subresource: route.subresource,
+      namespace,
+      name: route.name,
+    });
+    const denied =
+      !granted ||
+      who.forbid.some(
+        (r) =>
+          (r.verb === "*" || r.verb === verb) &&
+          (r.resource === "*" || r.resource === route.resource) &&
+          (r.subresource ?? "") === (route.subresource ?? ""),
+      );
     if (denied) {
-      const info = RESOURCES[route.resource];
       throw S.forbidden(
         who.user,
         verb,
         route.resource,
         route.subresource,
         info.group,
-        route.namespace,
+        namespace,
         route.name,
       );
     }
   }
 
-  private injectedFault(req: IncomingMessage, pathname: string): ApiError | undefined {
+  private injectedFault(
+    req: IncomingMessage,
+    pathname: string,
+    who: TokenIdentity,
+  ): ApiError | undefined {
     const f = this.faults.fail.find(
       (x) =>
         x.times > 0 &&
@@ -273,6 +314,24 @@ export class ApiServer {
     );
     if (!f) return undefined;
     f.times--;
+    if (f.status === 401) return S.unauthorized();
+    if (f.status === 403) {
+      const route = parseRoute(pathname);
+      const q = new URL(req.url ?? "/", "https://x").searchParams;
+      if (route) {
+        const verb = this.verbOf(req.method ?? "GET", route, q);
+        return S.forbidden(
+          who.user,
+          verb,
+          route.resource,
+          route.subresource,
+          RESOURCES[route.resource].group,
+          route.namespace,
+          route.name,
+        );
+      }
+      return S.forbidden(who.user, "get", "", undefined, "", undefined, undefined);
+    }
     if (f.status === 429) return S.tooManyRequests(f.retryAfterSeconds ?? 1);
     if (f.status === 503) return S.serviceUnavailable(f.retryAfterSeconds);
     return S.internalError("injected fault");
@@ -327,8 +386,18 @@ export class ApiServer {
         this.faults.hold.splice(held, 1)[0]!.onHeld();
         return;
       }
-      const fault = this.injectedFault(req, u.pathname);
+      const fault = this.injectedFault(req, u.pathname, who);
       if (fault) throw fault;
+      const delay = this.faults.delay.find(
+        (x) =>
+          x.times > 0 &&
+          (!x.method || x.method.toUpperCase() === req.method) &&
+          (x.pathPattern.test(u.pathname) || x.pathPattern.test(req.url ?? "")),
+      );
+      if (delay) {
+        delay.times--;
+        await new Promise((resolve) => setTimeout(resolve, delay.ms));
+      }
       const lose = this.faults.loseResponse.find(
         (x) =>
           x.times > 0 &&
@@ -410,9 +479,10 @@ export class ApiServer {
     return (o) => (!route.namespace || o.metadata.namespace === route.namespace) && ls(o) && fs(o);
   }
 
-  private checkExpired(rv: string | null): void {
-    if (rv && rv !== "0" && Number(rv) < this.store.compactedRV) {
-      throw S.expired(`too old resource version: ${rv} (${this.store.compactedRV})`);
+  private checkExpired(resource: Resource, rv: string | null): void {
+    const compacted = this.store.compactedRV(resource);
+    if (rv && rv !== "0" && Number(rv) < compacted) {
+      throw S.expired(`too old resource version: ${rv} (${compacted})`);
     }
   }
 
@@ -424,7 +494,7 @@ export class ApiServer {
   ): void {
     const match = this.matcher(route, q);
     const rv = q.get("resourceVersion");
-    if (q.get("resourceVersionMatch") === "Exact") this.checkExpired(rv);
+    if (q.get("resourceVersionMatch") === "Exact") this.checkExpired(route.resource, rv);
     let items = this.store.list(route.resource, route.namespace).filter(match);
     const meta: any = { resourceVersion: String(this.store.currentRV()) };
     const cont = q.get("continue");
@@ -435,7 +505,7 @@ export class ApiServer {
       } catch {
         throw S.badRequest("continue key is not valid: illegal base64 data at input byte 0");
       }
-      if (tok.rv < this.store.compactedRV) {
+      if (tok.rv < this.store.compactedRV(route.resource)) {
         const e = S.expired(
           "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.",
         );
@@ -483,8 +553,9 @@ export class ApiServer {
       "Transfer-Encoding": "chunked",
     });
     res.flushHeaders();
-    if (rv && rv !== "0" && Number(rv) < this.store.compactedRV) {
-      const err = S.expired(`too old resource version: ${rv} (${this.store.compactedRV})`);
+    const compacted = this.store.compactedRV(route.resource);
+    if (rv && rv !== "0" && Number(rv) < compacted) {
+      const err = S.expired(`too old resource version: ${rv} (${compacted})`);
       res.end(JSON.stringify({ type: "ERROR", object: err.body }) + "\n");
       return;
     }
@@ -502,8 +573,12 @@ export class ApiServer {
       if (graceful) res.end();
       // A dropped connection: what was written is flushed, then the socket goes (no final chunk).
       else setTimeout(() => res.socket?.destroy(), 20);
+      if (!graceful && drop?.compact) this.store.compactResource(route.resource);
     };
     this.streams.add(end);
+    const cutOpen = () => end(false);
+    this.openWatches.set(cutOpen, route.resource);
+    res.on("close", () => this.openWatches.delete(cutOpen));
     const write = (type: string, object: any) => {
       if (ended) return;
       res.write(JSON.stringify({ type, object }) + "\n");
@@ -531,7 +606,7 @@ export class ApiServer {
       for (const o of this.store.list(route.resource, route.namespace).filter(match))
         write("ADDED", o);
     } else {
-      for (const e of this.store.history) if (e.rv > Number(rv)) deliver(e);
+      for (const e of this.store.history(route.resource)) if (e.rv > Number(rv)) deliver(e);
     }
     if (ended) return;
     unsubscribe = this.store.subscribe(deliver);
@@ -1009,7 +1084,7 @@ export class ApiServer {
     const route = parseRoute(u.pathname);
     try {
       const who = this.authenticate(req);
-      const fault = this.injectedFault(req, u.pathname);
+      const fault = this.injectedFault(req, u.pathname, who);
       if (fault) throw fault;
       if (
         !route ||
@@ -1107,10 +1182,9 @@ export class ApiServer {
       const code = await receiver!.exit;
       // A stalled connection tells the client nothing, not even how the receiver ended.
       if (stalled || ws.readyState !== ws.OPEN) return;
-      if (code !== 0) {
-        for (const l of loadRecording("kaniko-upload-truncated").logs.context ?? [])
-          ws.send(Buffer.concat([Buffer.from([2]), Buffer.from(l.text + "\n")]));
-      }
+      // What BusyBox's tar said (the recording kaniko-upload-truncated has the same lines).
+      if (code !== 0 && receiver!.stderr)
+        ws.send(Buffer.concat([Buffer.from([2]), Buffer.from(receiver!.stderr)]));
       ws.send(
         Buffer.concat([
           Buffer.from([3]),
@@ -1119,6 +1193,17 @@ export class ApiServer {
       );
       ws.close(1000);
     };
+    if (feeds) {
+      // The container ends while the client still sends (killed after the grace period of a
+      // delete): the kubelet's stream ends with it, what it wrote to stderr first.
+      void receiver!.exit.then(() => {
+        if (finished || ws.readyState !== ws.OPEN) return;
+        finished = true;
+        if (receiver!.stderr)
+          ws.send(Buffer.concat([Buffer.from([2]), Buffer.from(receiver!.stderr)]));
+        ws.close(1000);
+      });
+    }
     ws.on("message", (data: Buffer, isBinary: boolean) => {
       const buf = Buffer.isBuffer(data) ? data : Buffer.from(data as any);
       if (buf.length === 0) return;

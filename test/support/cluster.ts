@@ -11,6 +11,8 @@ import { defaultPod } from "./defaults.js";
 import { Kubelet, type ScenarioOverrides } from "./kubelet.js";
 import type { LogFidelityOptions } from "./log-replay.js";
 import { loadRecording } from "./recordings.js";
+import { ADMIN, shippedGrants, type Grants } from "./rbac.js";
+import { shapeDifferences } from "./pod-shape.js";
 import { nowIso, Store } from "./store.js";
 import { makeServerTls } from "./tls.js";
 
@@ -29,12 +31,20 @@ export interface TestClusterOptions {
    * other way round. `seed` varies the order.
    */
   logs?: LogFidelityOptions;
+  /** Events kept per resource for watches to resume from; older resumes get 410 Gone. Default 20. */
+  watchWindow?: number;
 }
+
+/** What a token may do: deploy/rbac.yaml's Role and ClusterRole, the Role alone, or everything. */
+export type Access = "shipped" | "role-only" | "admin";
 
 export interface TestCluster {
   url: string;
   caPem: string;
+  /** The product's token: a ServiceAccount bound to exactly deploy/rbac.yaml (Role + ClusterRole). */
   token: string;
+  /** cluster-admin, for what a test does behind the product's back. */
+  adminToken: string;
   kubeconfig(opts?: {
     token?: string;
     namespace?: string;
@@ -47,8 +57,13 @@ export interface TestCluster {
   addToken(
     token: string,
     rules?: {
+      /** Requests denied on top of what `access` grants. */
       forbid?: Array<{ verb: string; resource: string; subresource?: string }>;
       user?: string;
+      /** Default "shipped". */
+      access?: Access;
+      /** Instead of `access`: exactly these RBAC rules (a Role's in every namespace, a ClusterRole's). */
+      grants?: Grants;
     },
   ): void;
   useScenario(pick: string | ((job: any) => string), overrides?: ScenarioOverrides): void;
@@ -58,7 +73,12 @@ export interface TestCluster {
   receivedContext(podName: string): string | undefined;
   podNames(namespace: string): string[];
   faults: {
-    dropNextWatch(opts: { resource: "pods" | "jobs" | "events"; afterEvents: number }): void;
+    /** `compact`: the history is compacted as it drops, so the resume gets 410 Gone and must re-list. */
+    dropNextWatch(opts: {
+      resource: "pods" | "jobs" | "events";
+      afterEvents: number;
+      compact?: boolean;
+    }): void;
     /** The next log stream drops after this many lines; `graceful`: it ends as if complete. */
     dropNextLog(opts: { afterLines: number; graceful?: boolean }): void;
     /** The next context upload's connection drops after this many stdin bytes. */
@@ -81,14 +101,25 @@ export interface TestCluster {
     failRequests(opts: {
       method?: string;
       pathPattern: RegExp;
-      status: 429 | 500 | 503;
+      status: 401 | 403 | 429 | 500 | 503;
       times: number;
       retryAfterSeconds?: number;
     }): void;
     expireResourceVersions(): void;
+    /** Forgets every fault not used up yet. */
+    clear(): void;
+    /** Cuts the connections of the watches open now (the client resumes from where it was). */
+    dropOpenWatches(resource: "pods" | "jobs" | "events"): number;
+    /** The next matching requests (path or path?query) are held `ms` before they are carried out. */
+    delayRequests(opts: { method?: string; pathPattern: RegExp; ms: number; times: number }): void;
     /** The next matching requests are carried out, but answered with a 504 Timeout. */
     loseResponses(opts: { method?: string; pathPattern: RegExp; times: number }): void;
   };
+  /**
+   * Pods the test server refused to replay a recording for, because their shape differs from the
+   * recorded pod's. close() fails while any is left here; a test that expects one takes it out.
+   */
+  replayRefusals: string[];
   requests: RequestRecord[];
   resetRequests(): void;
   close(): Promise<void>;
@@ -102,7 +133,8 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
   const timeScale = opts.timeScale ?? 0.05;
   const attachProtocols = opts.attachProtocols ?? ["v5.channel.k8s.io", "v4.channel.k8s.io"];
   const tls = makeServerTls();
-  const store = new Store();
+  const replayRefusals: string[] = [];
+  const store = new Store({ watchWindow: opts.watchWindow });
   let pick: string | ((job: any) => string) = "kaniko-success-cold";
   let overrides: ScenarioOverrides = {};
   const kubelet = new Kubelet(store, { timeScale, logs: opts.logs });
@@ -110,6 +142,17 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
     timeScale,
     minor,
     defaultPod,
+    replayRefusal: (pod, scenario) => {
+      const recorded = loadRecording(scenario).pods[0]!.object;
+      const differences = shapeDifferences(pod, recorded, {
+        secretExists: (name) => Boolean(store.get("secrets", pod.metadata.namespace, name)),
+      });
+      if (!differences.length) return undefined;
+      const message = `test server: pod ${pod.metadata.name} is not the pod recording "${scenario}" ran: ${differences.join("; ")}`;
+      console.error(message);
+      replayRefusals.push(message);
+      return message;
+    },
     pickScenario: (job) => {
       const scenario = typeof pick === "string" ? pick : pick(job);
       loadRecording(scenario);
@@ -123,9 +166,15 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
     { gitVersion, minor, timeScale, attachProtocols },
     tls,
   );
-  const token = `admin-${Math.random().toString(36).slice(2)}`;
-  api.tokens.set(token, { user: "kubernetes-admin", forbid: [] });
-  let saCount = 0;
+  const identity = (access: Access, user?: string) => {
+    if (access === "admin") return { user: user ?? "kubernetes-admin", grants: ADMIN };
+    const shipped = shippedGrants({ clusterRole: access === "shipped" });
+    return { user: user ?? shipped.user, grants: shipped.grants };
+  };
+  const adminToken = `admin-${Math.random().toString(36).slice(2)}`;
+  api.tokens.set(adminToken, { ...identity("admin"), forbid: [] });
+  const token = `sa-${Math.random().toString(36).slice(2)}`;
+  api.tokens.set(token, { ...identity("shipped"), forbid: [] });
 
   const createNamespace = (name: string, labels?: Record<string, string>) => {
     if (store.get("namespaces", undefined, name)) return;
@@ -145,6 +194,7 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
     url,
     caPem: tls.caPem,
     token,
+    adminToken,
     kubeconfig(o = {}) {
       const name = o.contextName ?? "test";
       const ctx = (n: string) => ({
@@ -181,8 +231,10 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
       ]);
     },
     addToken(t, rules) {
+      const who = identity(rules?.access ?? "shipped", rules?.user);
       api.tokens.set(t, {
-        user: rules?.user ?? `system:serviceaccount:default:test-sa-${++saCount}`,
+        ...who,
+        ...(rules?.grants ? { grants: rules.grants } : {}),
         forbid: rules?.forbid ?? [],
       });
     },
@@ -232,10 +284,20 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
       expireResourceVersions() {
         store.compact();
       },
+      clear() {
+        for (const list of Object.values(api.faults)) list.splice(0);
+      },
+      dropOpenWatches(resource) {
+        return api.dropOpenWatches(resource);
+      },
+      delayRequests(o) {
+        api.faults.delay.push({ ...o });
+      },
       loseResponses(o) {
         api.faults.loseResponse.push({ ...o });
       },
     },
+    replayRefusals,
     requests: api.requests,
     resetRequests() {
       api.requests.splice(0, api.requests.length);
@@ -250,6 +312,10 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
           if (dir) rmSync(dir, { recursive: true, force: true });
         }
       }
+      if (replayRefusals.length)
+        throw new Error(
+          `the test server replayed no recording for ${replayRefusals.length} pod(s):\n${replayRefusals.join("\n")}`,
+        );
     },
   };
   return cluster;

@@ -21,6 +21,11 @@ export interface ControllerOptions {
   pickScenario: (job: any) => { scenario: string; overrides: ScenarioOverrides };
   /** Fills pod defaults the API server applies on create. */
   defaultPod: (pod: any) => any;
+  /**
+   * Why the recording cannot be replayed for this pod (its shape differs), or undefined when it can.
+   * A pod that may not be replayed fails at once, its status naming the differences.
+   */
+  replayRefusal?: (pod: any, scenario: string) => string | undefined;
 }
 
 interface JobState {
@@ -192,6 +197,13 @@ export class Controllers {
       j.status.uncountedTerminatedPods ??= {};
       j.status.ready ??= 0;
     });
+    const mismatch = this.opts.replayRefusal?.(created, scenario);
+    if (mismatch) {
+      this.store.mutate("pods", ns, name, (p) => {
+        p.status = { ...p.status, phase: "Failed", reason: "RecordingMismatch", message: mismatch };
+      });
+      return;
+    }
     this.kubelet.start(created, job, scenario, overrides);
   }
 

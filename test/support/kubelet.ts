@@ -358,7 +358,7 @@ export class Kubelet {
   private startReceiver(rt: PodRuntime, pod: any): void {
     const c = (pod.spec.initContainers ?? []).find((x: any) => x.stdin);
     if (!c || rt.receiver) return;
-    const r = new Receiver(rt.name);
+    const r = new Receiver(rt.name, c);
     rt.receiver = r;
     rt.receiverContainer = c.name;
     this.receivers.push(r);
@@ -483,7 +483,8 @@ export class Kubelet {
       return;
     }
     const md = e.object.metadata;
-    if (md.deletionTimestamp && (md.deletionGracePeriodSeconds ?? 0) > 0 && !rt.killing) {
+    // A delete, graceful or forced (grace 0: SIGKILL at once), stops what still runs.
+    if (md.deletionTimestamp && !rt.killing && !rt.stopped) {
       rt.killing = true;
       for (const w of [...rt.wake]) w();
       void this.kill(rt).catch((err) => console.error("test-server kubelet kill failed", err));
@@ -514,8 +515,39 @@ export class Kubelet {
         },
       );
     }
-    rt.receiver?.kill();
-    await new Promise((r) => setTimeout(r, 500 * s));
+    // SIGTERM. The builder stops as recorded (Kaniko exits 2 about half a second later); the
+    // receiver, PID 1 without a handler, ignores it: the grace period runs out, then SIGKILL (137).
+    const graceMs =
+      (pod.metadata.deletionGracePeriodSeconds ?? pod.spec.terminationGracePeriodSeconds ?? 30) *
+      1000 *
+      s;
+    let receiverExit: number | undefined;
+    const receiver = rt.receiver;
+    if (receiver && running.some((c) => c.name === rt.receiverContainer)) {
+      if (receiver.terminate()) receiverExit = await receiver.exit;
+      else {
+        let timer: NodeJS.Timeout | undefined;
+        receiverExit = await Promise.race([
+          receiver.exit,
+          new Promise<number>((resolve) => {
+            timer = setTimeout(() => {
+              receiver.kill();
+              void receiver.exit.then(resolve);
+            }, graceMs);
+          }),
+        ]);
+        clearTimeout(timer);
+      }
+    } else {
+      receiver?.kill();
+    }
+    const builderStops = Math.min(500 * s, graceMs);
+    if (receiverExit === undefined) await new Promise((r) => setTimeout(r, builderStops));
+    const exitOnTerm = (init: boolean, name: string) => {
+      if (name === rt.receiverContainer && receiverExit !== undefined) return receiverExit;
+      if (builderStops < 500 * s) return 137;
+      return init ? 143 : 2;
+    };
     if (running.length) {
       this.store.mutate("pods", rt.ns, rt.name, (p) => {
         const now = nowIso();
@@ -523,8 +555,8 @@ export class Kubelet {
           if (!cs.state?.running) return;
           cs.state = {
             terminated: {
-              exitCode: init ? 143 : 2,
-              reason: "Error",
+              exitCode: exitOnTerm(init, cs.name),
+              reason: exitOnTerm(init, cs.name) === 0 ? "Completed" : "Error",
               startedAt: cs.state.running.startedAt,
               finishedAt: now,
               containerID: cs.containerID,

@@ -43,26 +43,61 @@ export function nowIso(ms = Date.now()): string {
 
 const key = (ns: string | undefined, name: string) => `${ns ?? ""}/${name}`;
 
+export interface StoreOptions {
+  /**
+   * Events kept per resource for watches to resume from, like the API server's watch cache (100 by
+   * default there, per resource type). A watch from a resourceVersion older than what is kept gets
+   * 410 Gone. Default 20: small enough that a build's pod watch meets it.
+   */
+  watchWindow?: number;
+}
+
 export class Store {
   private rv = 1000;
-  /** Watches and exact lists from resourceVersions below this get 410 Gone (etcd compaction). */
-  compactedRV = 0;
+  private readonly compacted = new Map<Resource, number>();
   private readonly data = new Map<Resource, Map<string, any>>();
-  readonly history: StoreEvent[] = [];
+  private readonly histories = new Map<Resource, StoreEvent[]>();
   private readonly listeners = new Set<(e: StoreEvent) => void>();
+  readonly watchWindow: number;
 
-  constructor() {
-    for (const r of Object.keys(RESOURCES) as Resource[]) this.data.set(r, new Map());
+  constructor(options: StoreOptions = {}) {
+    this.watchWindow = Math.max(1, options.watchWindow ?? 20);
+    for (const r of Object.keys(RESOURCES) as Resource[]) {
+      this.data.set(r, new Map());
+      this.histories.set(r, []);
+    }
   }
 
   currentRV(): number {
     return this.rv;
   }
 
+  /** Watches and exact lists of `resource` from resourceVersions below this get 410 Gone. */
+  compactedRV(resource: Resource): number {
+    return this.compacted.get(resource) ?? 0;
+  }
+
+  /** The events of `resource` a watch can still resume from, oldest first. */
+  history(resource: Resource): readonly StoreEvent[] {
+    return this.histories.get(resource)!;
+  }
+
+  /**
+   * The history of one resource is compacted now: resumes from before now get 410. An unrelated write
+   * comes first (on a cluster something always writes: leases, other namespaces), so even a watcher
+   * that saw the newest event of this resource is behind.
+   */
+  compactResource(resource: Resource): void {
+    this.compacted.set(resource, ++this.rv);
+    this.histories.get(resource)!.splice(0);
+  }
+
+  /** Everything before now is gone (etcd compaction): every resume gets 410. */
   compact(): void {
-    this.compactedRV = this.rv;
-    // Keep history bounded like etcd would after compaction.
-    this.history.splice(0, this.history.length);
+    for (const r of Object.keys(RESOURCES) as Resource[]) {
+      this.compacted.set(r, this.rv);
+      this.histories.get(r)!.splice(0);
+    }
   }
 
   subscribe(fn: (e: StoreEvent) => void): () => void {
@@ -71,7 +106,9 @@ export class Store {
   }
 
   private emit(e: StoreEvent): void {
-    this.history.push(e);
+    const history = this.histories.get(e.resource)!;
+    history.push(e);
+    while (history.length > this.watchWindow) this.compacted.set(e.resource, history.shift()!.rv);
     for (const l of [...this.listeners]) {
       try {
         l(e);

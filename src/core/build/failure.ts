@@ -40,14 +40,37 @@ export async function jobFailure(run: BuildRun): Promise<BuildFailure | undefine
   return undefined;
 }
 
+/**
+ * The pod was deleted while `container` still ran (no one in this build deletes it before the end):
+ * the Job's deadline when the Job says so, else someone or something else (kubectl delete, a node
+ * drain, an eviction) — not a build failure, whatever exit code the stopped container left.
+ */
+export async function deletedWhileRunning(
+  run: BuildRun,
+  container: string,
+  exitCode: number | undefined,
+): Promise<BuildFailure> {
+  const failure = await jobFailure(run);
+  if (failure?.kind === "deadline-exceeded") return failure;
+  const stopped =
+    exitCode === undefined ? "" : ` (${container} was stopped, exit code ${exitCode})`;
+  return new BuildFailure(
+    "pod-deleted",
+    `the build pod was deleted before the build finished${stopped}`,
+    [...run.logTail],
+  );
+}
+
 /** The pod ended or is being deleted without a result: find out why. */
 export async function failFromPod(run: BuildRun): Promise<never> {
   const { tracker } = run;
   if (tracker.failure) throw tracker.failure;
   const failure = await jobFailure(run);
-  if (failure) throw failure;
+  if (failure?.kind === "deadline-exceeded") throw failure;
   const reason = tracker.pod?.status?.reason;
   const message = tracker.pod?.status?.message;
+  // The pod's own reason (a kubelet that refused or evicted it) says more than the Job's backoff.
+  if (failure && !reason) throw failure;
   throw new BuildFailure(
     "pod-deleted",
     reason

@@ -10,7 +10,7 @@ import type { WatchStream } from "../cluster/watch-stream.js";
 import { tarContext, uploadContext, type ContextPlan } from "../context/index.js";
 import { BuildFailure } from "../errors.js";
 import type { LogLine } from "../reporter.js";
-import { failFromPod, jobFailure, readLogTail } from "./failure.js";
+import { deletedWhileRunning, failFromPod, jobFailure, readLogTail } from "./failure.js";
 import { formatBytes } from "./format.js";
 import { LOG_TAIL_LINES, type BuildRun } from "./run.js";
 import { watchEvents } from "./watches.js";
@@ -60,7 +60,9 @@ async function waitForStart(run: BuildRun): Promise<WatchStream<CoreV1Event>> {
     reporter.info(`Pod ${podName} created; waiting for it to start`);
     podEvents = watchEvents(run, `involvedObject.name=${podName}`);
     const firstContainer = run.contextPlan ? CONTEXT_CONTAINER : BUILD_CONTAINER;
-    await tracker.until(() => tracker.started(firstContainer) || tracker.deleting);
+    await tracker.until(() => tracker.started(firstContainer) || tracker.deleting || tracker.ended);
+    // Failed before anything ran (refused where it was placed): the pod's status says why.
+    if (tracker.ended && !tracker.started(firstContainer)) await failFromPod(run);
     const node = tracker.pod?.spec?.nodeName;
     if (node) reporter.info(`Scheduled on ${node}`);
   });
@@ -94,7 +96,23 @@ async function sendContext(run: BuildRun, contextPlan: ContextPlan): Promise<voi
         onProgress: (sentBytes, elapsedMs) =>
           reporter.upload({ files, bytes, sentBytes, elapsedMs, done: false }),
       },
-    );
+    ).catch(async (error: unknown) => {
+      // The stream ends when the receiver does: when the pod is being deleted, that is the news.
+      await tracker.until(
+        () => tracker.deleting || Boolean(tracker.terminated(CONTEXT_CONTAINER)),
+        2000,
+      );
+      if (!tracker.runningAtDeletion?.has(CONTEXT_CONTAINER)) throw error;
+      await tracker.until(
+        () => Boolean(tracker.terminated(CONTEXT_CONTAINER)) || tracker.gone,
+        5000,
+      );
+      throw await deletedWhileRunning(
+        run,
+        CONTEXT_CONTAINER,
+        tracker.terminated(CONTEXT_CONTAINER)?.exitCode,
+      );
+    });
     reporter.upload({
       files: contextPlan.files,
       bytes: contextPlan.bytes,
@@ -107,6 +125,18 @@ async function sendContext(run: BuildRun, contextPlan: ContextPlan): Promise<voi
       `Sent context: ${contextPlan.files.toLocaleString("en-US")} files, ${formatBytes(contextPlan.bytes)} (${formatBytes(result.sentBytes)} compressed) in ${seconds.toFixed(1)} s, ${formatBytes(contextPlan.bytes / seconds)}/s`,
     );
     await tracker.until(() => Boolean(tracker.terminated(CONTEXT_CONTAINER)) || tracker.deleting);
+    if (tracker.runningAtDeletion?.has(CONTEXT_CONTAINER)) {
+      // Deleted while unpacking: the receiver's end says little (a SIGKILL after the grace period).
+      await tracker.until(
+        () => Boolean(tracker.terminated(CONTEXT_CONTAINER)) || tracker.gone,
+        5000,
+      );
+      throw await deletedWhileRunning(
+        run,
+        CONTEXT_CONTAINER,
+        tracker.terminated(CONTEXT_CONTAINER)?.exitCode,
+      );
+    }
     const receiver = tracker.terminated(CONTEXT_CONTAINER);
     if (!receiver || receiver.exitCode !== 0) {
       const tail = await readLogTail(run, CONTEXT_CONTAINER);
@@ -161,6 +191,7 @@ async function followBuilder(
     });
     reporter.debug(`log of ${BUILD_CONTAINER} read in ${requests} request(s)`);
     await tracker.until(() => Boolean(tracker.terminated(BUILD_CONTAINER)) || tracker.deleting);
+    const stoppedByDeletion = tracker.runningAtDeletion?.has(BUILD_CONTAINER) ?? false;
     if (!tracker.terminated(BUILD_CONTAINER)) {
       // A pod being deleted (the deadline) still reports how its builder ended: wait for it briefly.
       await tracker.until(() => Boolean(tracker.terminated(BUILD_CONTAINER)) || tracker.gone, 5000);
@@ -168,6 +199,7 @@ async function followBuilder(
     const state = tracker.terminated(BUILD_CONTAINER);
     // A builder that finished with its digest stands, whatever deletes the pod afterwards.
     if (state?.exitCode === 0) return state;
+    if (stoppedByDeletion) throw await deletedWhileRunning(run, BUILD_CONTAINER, state?.exitCode);
     if (tracker.deleting) {
       const failure = await jobFailure(run);
       if (failure) throw failure;

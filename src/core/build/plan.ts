@@ -56,7 +56,11 @@ export async function planBuild(spec: BuildSpec, options: BuildOptions): Promise
     identity,
     abort,
     streams,
-    retry: { signal: abort.signal, onRetry: (message: string) => reporter.warn(message) },
+    retry: {
+      signal: abort.signal,
+      onRetry: (message: string) => reporter.warn(message),
+      baseDelayMs: options.retryBaseDelayMs,
+    },
     created: { namespace, secrets: [] },
     timings: { submitMs: 0, scheduleMs: 0, uploadMs: 0, buildMs: 0 },
     tracker: new PodTracker({

@@ -46,6 +46,8 @@ export interface BuildOptions {
   logStreamTimeoutMs?: number;
   /** First pause before a failed log read is retried (default 200 ms; tests scale it down). */
   logRetryDelayMs?: number;
+  /** Backoff base of API retries and watch reconnections (default 250 ms, doubled each attempt). */
+  retryBaseDelayMs?: number;
 }
 
 /** How long each phase took, in milliseconds. */

@@ -31,6 +31,7 @@ export function watchPod(run: BuildRun): WatchStream<V1Pod> {
     onFatal: (error) =>
       tracker.fail(apiFailure(watchError(error), "watch the build pod", connection.server)),
     onRetry: (message) => reporter.debug(message),
+    backoffBaseMs: run.options.retryBaseDelayMs,
   });
   run.watches.push(podWatch);
   podWatch.start();
@@ -53,6 +54,7 @@ export function watchEvents(run: BuildRun, fieldSelector: string): WatchStream<C
     },
     onFatal: (error) => reporter.debug(`event watch stopped: ${error.message}`),
     onRetry: (message) => reporter.debug(message),
+    backoffBaseMs: run.options.retryBaseDelayMs,
   });
   run.watches.push(watch);
   watch.start();
@@ -70,6 +72,12 @@ function watchError(error: Error & { statusCode?: number }): unknown {
     return new BuildFailure(
       "kubeconfig",
       "the API server rejected the credentials (401 Unauthorized)",
+    );
+  // A watch refused with another status: client-node keeps only the status line.
+  if (error.statusCode !== undefined)
+    return new BuildFailure(
+      "api",
+      `could not watch the build pod: the API server answered ${error.statusCode} ${error.message}`,
     );
   return error;
 }

@@ -76,6 +76,10 @@ function networkCause(error: unknown): string | undefined {
   return undefined;
 }
 
+/** Node's codes for a server certificate that does not verify (untrusted, self-signed, expired, wrong name). */
+const TLS_CERTIFICATE_ERROR =
+  /^(UNABLE_TO_VERIFY_LEAF_SIGNATURE|UNABLE_TO_GET_ISSUER_CERT(_LOCALLY)?|SELF_SIGNED_CERT_IN_CHAIN|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_[A-Z_]+|ERR_TLS_CERT_ALTNAME_INVALID)\b/;
+
 /** One line for a failed API call; `action` says what was being done ("create the Job"). */
 export function apiFailure(error: unknown, action: string, server?: string): BuildFailure {
   if (error instanceof BuildFailure) return error;
@@ -97,6 +101,13 @@ export function apiFailure(error: unknown, action: string, server?: string): Bui
     return new BuildFailure("api", `could not ${action}: ${status.code} ${detail}`);
   }
   const cause = networkCause(error);
+  if (cause && TLS_CERTIFICATE_ERROR.test(cause)) {
+    // Node adds advice about its own flags ("; if the root CA is installed locally, try …").
+    return new BuildFailure(
+      "cluster-unreachable",
+      `could not ${action}: the API server${server ? ` at ${server}` : ""} presented a certificate the kubeconfig's certificate-authority-data does not trust (${cause.split("; ")[0]})`,
+    );
+  }
   if (cause) {
     return new BuildFailure(
       "cluster-unreachable",

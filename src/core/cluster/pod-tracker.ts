@@ -251,6 +251,8 @@ export class PodTracker {
   /** The pod was deleted (DELETED event) or is being deleted (deletionTimestamp). */
   deleting = false;
   gone = false;
+  /** The containers that had not ended when the pod's deletion was first seen (deletion stopped them). */
+  runningAtDeletion: ReadonlySet<string> | undefined;
   failure: BuildFailure | undefined;
   /** The last thing a node autoscaler said about this pod (the latest event wins). */
   private capacity: CapacitySignal | undefined;
@@ -274,6 +276,16 @@ export class PodTracker {
   podUpdated(pod: V1Pod, deleted = false): void {
     if (this.pod?.metadata?.uid && pod.metadata?.uid && pod.metadata.uid !== this.pod.metadata.uid)
       return;
+    // The first sight of the deletion: what still ran then did not end on its own.
+    if (!this.deleting && (pod.metadata?.deletionTimestamp || deleted)) {
+      const statuses = [
+        ...(this.pod?.status?.initContainerStatuses ?? []),
+        ...(this.pod?.status?.containerStatuses ?? []),
+      ];
+      this.runningAtDeletion = new Set(
+        statuses.filter((status) => !status.state?.terminated).map((status) => status.name),
+      );
+    }
     this.pod = pod;
     if (pod.metadata?.deletionTimestamp) this.deleting = true;
     if (deleted) {
@@ -380,6 +392,12 @@ export class PodTracker {
 
   terminated(name: string): V1ContainerStateTerminated | undefined {
     return this.container(name)?.state?.terminated;
+  }
+
+  /** The pod reached a final phase (Failed or Succeeded), whether or not its containers ran. */
+  get ended(): boolean {
+    const phase = this.pod?.status?.phase;
+    return phase === "Failed" || phase === "Succeeded";
   }
 
   started(name: string): boolean {

@@ -23,12 +23,17 @@ export interface WatchStreamOptions<T extends KubeObject> {
   /** A failure the watch cannot get past (403, 401, repeated errors). */
   onFatal(error: Error & { statusCode?: number }): void;
   onRetry?(message: string): void;
+  /** Backoff base after a failed watch (default 250 ms, doubled each time, capped at 8 s). */
+  backoffBaseMs?: number;
 }
 
 interface WatchStatusObject {
   code?: number;
   message?: string;
 }
+
+/** Failed watch requests in a row (nothing received) after which the watch gives up. */
+export const MAX_CONSECUTIVE_FAILURES = 8;
 
 export class WatchStream<T extends KubeObject> {
   private resourceVersion: string | undefined;
@@ -110,12 +115,19 @@ export class WatchStream<T extends KubeObject> {
 
   private async backoff(error: unknown): Promise<void> {
     this.consecutiveFailures++;
-    if (this.consecutiveFailures > 8) {
+    if (this.consecutiveFailures > MAX_CONSECUTIVE_FAILURES) {
       this.stopped = true;
-      this.options.onFatal(error instanceof Error ? error : new Error(String(error)));
+      const cause = error instanceof Error ? error : new Error(String(error));
+      this.options.onFatal(
+        Object.assign(
+          new Error(`${cause.message} (${this.consecutiveFailures - 1} attempts in a row)`),
+          { statusCode: (cause as { statusCode?: number }).statusCode },
+        ),
+      );
       return;
     }
-    const delay = Math.min(250 * 2 ** (this.consecutiveFailures - 1), 8000);
+    const base = this.options.backoffBaseMs ?? 250;
+    const delay = Math.min(base * 2 ** (this.consecutiveFailures - 1), 8000);
     const message = error instanceof Error ? error.message : String(error);
     this.options.onRetry?.(
       `watch of ${this.options.path} failed (${message}); retrying in ${delay} ms`,

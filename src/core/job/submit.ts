@@ -22,21 +22,48 @@ export interface SubmitContext {
 }
 
 /**
+ * Whether a failed create may still have been carried out: the server answered 5xx or 504 (its
+ * answer lost, the work perhaps done) or the connection failed. A 4xx answer means it was refused.
+ */
+function mayHaveBeenCarriedOut(error: unknown): boolean {
+  const status = apiStatus(error);
+  return status === undefined || status.code >= 500;
+}
+
+/**
  * Creates one object, retrying what the server asks to retry. A create can succeed on the server
  * while its answer is lost (a 504, a reset): the retry then meets 409 AlreadyExists, and the object
- * is ours when it carries this build's id.
+ * is ours when it carries this build's id. When the create fails after an answer that may have been
+ * lost, the object may exist: `onMayExist` tells cleanup to delete it (its name holds this build's
+ * id, so no one else's object has it).
  */
 async function createOnce<T extends { metadata?: { labels?: Record<string, string> } }>(
   create: () => Promise<T>,
   read: () => Promise<T>,
   buildId: string | undefined,
   retry: RetryOptions,
+  onMayExist: () => void,
 ): Promise<T> {
+  let mayExist = false;
+  const attempt = () =>
+    create().catch((error: unknown) => {
+      if (mayHaveBeenCarriedOut(error)) mayExist = true;
+      throw error;
+    });
   try {
-    return await withRetry(create, retry);
+    return await withRetry(attempt, retry);
   } catch (error) {
-    if (apiStatus(error)?.code !== 409 || buildId === undefined) throw error;
-    const existing = await read();
+    if (apiStatus(error)?.code !== 409 || buildId === undefined) {
+      if (mayExist) onMayExist();
+      throw error;
+    }
+    let existing: T;
+    try {
+      existing = await withRetry(read, retry);
+    } catch (readError) {
+      if (mayExist) onMayExist();
+      throw readError;
+    }
     if (existing.metadata?.labels?.[LABEL_BUILD_ID] === buildId) return existing;
     throw error;
   }
@@ -56,6 +83,10 @@ export async function submitManifests(
       () => clients.core.readNamespacedSecret({ name, namespace }),
       buildId,
       retry,
+      () => {
+        created.secrets.push(name);
+        context.onSubmitted?.({ ...created, secrets: [...created.secrets] });
+      },
     ).catch((error: unknown) => {
       throw apiFailure(error, `create Secret ${name}`, server);
     });
@@ -74,6 +105,10 @@ export async function submitManifests(
     () => clients.batch.readNamespacedJob({ name: jobName, namespace }),
     buildId,
     retry,
+    () => {
+      created.job = jobName;
+      context.onSubmitted?.({ ...created, secrets: [...created.secrets] });
+    },
   ).catch((error: unknown) => {
     throw apiFailure(error, `create Job ${jobName}`, server);
   });
