@@ -48,7 +48,15 @@ describe("deploy/rbac.yaml, evaluated by the test server", () => {
       404,
     );
 
-    const list = await statusOf(core.listNamespacedSecret({ namespace: ns }));
+    // `cleanup` lists Secrets and Jobs; pods are only ever made by the Job controller.
+    expect((await statusOf(core.listNamespacedSecret({ namespace: ns }))).code).toBe(200);
+    expect((await statusOf(batch.listNamespacedJob({ namespace: ns }))).code).toBe(200);
+    const list = await statusOf(
+      core.createNamespacedPod({
+        namespace: ns,
+        body: { metadata: { name: "p" }, spec: { containers: [{ name: "c", image: "busybox" }] } },
+      }),
+    );
     expect(list).toEqual({
       code: 403,
       body: {
@@ -56,9 +64,9 @@ describe("deploy/rbac.yaml, evaluated by the test server", () => {
         apiVersion: "v1",
         metadata: {},
         status: "Failure",
-        message: `secrets is forbidden: User "${SA}" cannot list resource "secrets" in API group "" in the namespace "ci-builds"`,
+        message: `pods is forbidden: User "${SA}" cannot create resource "pods" in API group "" in the namespace "ci-builds"`,
         reason: "Forbidden",
-        details: { kind: "secrets" },
+        details: { kind: "pods" },
         code: 403,
       },
     });
@@ -67,9 +75,11 @@ describe("deploy/rbac.yaml, evaluated by the test server", () => {
     expect(deletePod.body.message).toBe(
       `pods "p" is forbidden: User "${SA}" cannot delete resource "pods" in API group "" in the namespace "ci-builds"`,
     );
-    const listJobs = await statusOf(batch.listNamespacedJob({ namespace: ns }));
-    expect(listJobs.body.message).toBe(
-      `jobs.batch is forbidden: User "${SA}" cannot list resource "jobs" in API group "batch" in the namespace "ci-builds"`,
+    const patchJob = await statusOf(
+      batch.patchNamespacedJob({ name: "none", namespace: ns, body: {} }),
+    );
+    expect(patchJob.body.message).toBe(
+      `jobs.batch "none" is forbidden: User "${SA}" cannot patch resource "jobs" in API group "batch" in the namespace "ci-builds"`,
     );
     // A Role never reaches cluster-scoped requests.
     const namespaces = await statusOf(core.listNamespace());

@@ -5,7 +5,10 @@
 import { readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { PassThrough } from "node:stream";
+import { createGzip } from "node:zlib";
 import * as k8s from "@kubernetes/client-node";
+import tarStream from "tar-stream";
 import { startTestCluster, type TestCluster } from "../support/cluster.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -27,6 +30,16 @@ beforeAll(async () => {
 afterAll(async () => {
   await cluster?.close();
 });
+
+/** A gzip tar holding one Dockerfile, as a context upload sends it. */
+async function dockerfileTgz(): Promise<Buffer> {
+  const pack = tarStream.pack();
+  pack.entry({ name: "Dockerfile" }, "FROM busybox\n");
+  pack.finalize();
+  const chunks: Buffer[] = [];
+  for await (const chunk of pack.pipe(createGzip())) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
 
 function job(name: string, withReceiver: boolean): k8s.V1Job {
   const j = JSON.parse(JSON.stringify(JOB));
@@ -86,7 +99,26 @@ test("kaniko-kubelet-rejects: the pod fails before any container ran, and the Jo
 
 test("kaniko-evicted: the pod fails Evicted with the kubelet's words, and its logs are gone", async () => {
   cluster.useScenario("kaniko-evicted");
-  await batch.createNamespacedJob({ namespace: "rec", body: job("evicted", false) });
+  // The recorded pod, receiver included (the test server replays a recording only for its shape):
+  // the context goes in through attach, as in the recording.
+  await batch.createNamespacedJob({ namespace: "rec", body: job("evicted", true) });
+  const waiting = await until(async () => {
+    const p = await podOf("evicted");
+    return p?.status?.initContainerStatuses?.[0]?.state?.running ? p : undefined;
+  });
+  const stdin = new PassThrough();
+  const kc = new k8s.KubeConfig();
+  kc.loadFromString(cluster.kubeconfig());
+  await new k8s.Attach(kc).attach(
+    "rec",
+    waiting.metadata!.name!,
+    "context",
+    null,
+    new PassThrough(),
+    stdin,
+    false,
+  );
+  stdin.end(await dockerfileTgz());
   const pod = await until(async () => {
     const p = await podOf("evicted");
     return p?.status?.phase === "Failed" ? p : undefined;

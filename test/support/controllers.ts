@@ -25,7 +25,14 @@ export interface ControllerOptions {
    * Why the recording cannot be replayed for this pod (its shape differs), or undefined when it can.
    * A pod that may not be replayed fails at once, its status naming the differences.
    */
-  replayRefusal?: (pod: any, scenario: string) => string | undefined;
+  /**
+   * Whether the picked recording may be replayed for this pod: a refusal (the pod fails loudly), or
+   * another recording that shows what a real cluster does with it, or undefined to go ahead.
+   */
+  replayRefusal?: (
+    pod: any,
+    scenario: string,
+  ) => { refusal: string } | { replayInstead: string } | undefined;
 }
 
 interface JobState {
@@ -189,7 +196,9 @@ export class Controllers {
       type: "Normal",
       component: "job-controller",
     });
-    const { scenario, overrides } = this.opts.pickScenario(job);
+    const picked = this.opts.pickScenario(job);
+    const overrides = picked.overrides;
+    let scenario = picked.scenario;
     this.store.mutate("jobs", ns, job.metadata.name, (j) => {
       j.status ??= {};
       j.status.startTime ??= nowIso();
@@ -197,13 +206,19 @@ export class Controllers {
       j.status.uncountedTerminatedPods ??= {};
       j.status.ready ??= 0;
     });
-    const mismatch = this.opts.replayRefusal?.(created, scenario);
-    if (mismatch) {
+    const verdict = this.opts.replayRefusal?.(created, scenario);
+    if (verdict && "refusal" in verdict) {
       this.store.mutate("pods", ns, name, (p) => {
-        p.status = { ...p.status, phase: "Failed", reason: "RecordingMismatch", message: mismatch };
+        p.status = {
+          ...p.status,
+          phase: "Failed",
+          reason: "RecordingMismatch",
+          message: verdict.refusal,
+        };
       });
       return;
     }
+    if (verdict) scenario = verdict.replayInstead;
     this.kubelet.start(created, job, scenario, overrides);
   }
 

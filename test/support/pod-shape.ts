@@ -90,7 +90,11 @@ export interface ShapeOptions {
  * The differences between the submitted pod and the recorded one, one line each; empty when the
  * recording may be replayed for it. One allowance: a Secret volume the recording lacks is accepted
  * when its Secret exists, since the kubelet mounts it before any container starts and its only other
- * behaviour (FailedMount for a missing Secret) has its own recording, kaniko-missing-secret.
+ * behaviour (FailedMount for a missing Secret) has its own recording, kaniko-missing-secret. And an
+ * emptyDir (without sizeLimit) the recording lacks, e.g. Buildah's container storage: a directory the
+ * kubelet makes on the node's disk before any container starts, which cannot make the node refuse
+ * or end the pod (a sizeLimit could: eviction has its own recording, kaniko-evicted). What a mount
+ * point means to Kaniko's snapshots is held by test/unit/kaniko-mounts.test.ts, not here.
  */
 export function shapeDifferences(
   submittedPod: { metadata?: any; spec: any },
@@ -111,7 +115,11 @@ export function shapeDifferences(
         `volume ${v.name} mounts Secret ${v.secret.secretName}, which does not exist (a kubelet would not start the pod: FailedMount)`,
       );
   }
-  const extra = new Set(extraSecrets.map((v) => v.name));
+  const recordedEmptyDirs = recordedKinds.filter((kind) => kind === "emptyDir").length;
+  const extraEmptyDirs = volumes(submitted)
+    .filter((v) => volumeKind(v) === "emptyDir" && v.emptyDir?.sizeLimit === undefined)
+    .slice(recordedEmptyDirs);
+  const extra = new Set([...extraSecrets, ...extraEmptyDirs].map((v) => v.name));
   const mine = podShape({
     metadata: submittedPod.metadata,
     spec: { ...submitted, volumes: volumes(submitted).filter((v) => !extra.has(v.name)) },
