@@ -83,4 +83,15 @@ describe("pod shape", () => {
       "volume docker-config mounts Secret kib-x-registry, which does not exist (a kubelet would not start the pod: FailedMount)",
     ]);
   });
+
+  test("an emptyDir the recording lacks is the same shape; one with a sizeLimit is not", () => {
+    const recorded = recordedPod("buildah-success-cold");
+    const pod = structuredClone(recorded);
+    pod.spec.volumes.push({ name: "containers", emptyDir: {} });
+    expect(shapeDifferences(pod, recorded, noSecrets)).toEqual([]);
+    pod.spec.volumes[pod.spec.volumes.length - 1].emptyDir = { sizeLimit: "1Gi" };
+    expect(shapeDifferences(pod, recorded, noSecrets)).toEqual([
+      'volumes: submitted ["emptyDir","emptyDir"], recorded ["emptyDir"]',
+    ]);
+  });
 });
