@@ -50,6 +50,9 @@ export function metadataOf(result: BuildResult): string {
     job: result.job,
     durations: result.durations,
     context: result.context,
+    reused: result.reused,
+    ...(result.builtAt !== undefined ? { builtAt: result.builtAt } : {}),
+    ...(result.buildKey !== undefined ? { buildKey: result.buildKey } : {}),
   });
 }
 

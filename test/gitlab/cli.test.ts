@@ -61,6 +61,7 @@ function result(overrides: Partial<BuildResult> = {}): BuildResult {
     job: "kib-1",
     context: { files: 1, bytes: 10 },
     durations: {} as BuildResult["durations"],
+    reused: false,
     ...overrides,
   };
 }
@@ -167,7 +168,7 @@ describe("the dotenv report", () => {
       result({ tags: ["registry.example/acme/web:1.0", "registry.example/acme/web:latest"] }),
     );
     expect(report.text).toBe(
-      `IMAGE_DIGEST=${DIGEST}\nIMAGE_REF=registry.example/acme/web@${DIGEST}\nIMAGE_TAGS=registry.example/acme/web:1.0,registry.example/acme/web:latest\n`,
+      `IMAGE_DIGEST=${DIGEST}\nIMAGE_REF=registry.example/acme/web@${DIGEST}\nIMAGE_REUSED=false\nIMAGE_TAGS=registry.example/acme/web:1.0,registry.example/acme/web:latest\n`,
     );
     expect(report.warnings).toEqual([]);
   });

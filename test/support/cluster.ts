@@ -42,10 +42,7 @@ export interface TestCluster {
       user?: string;
     },
   ): void;
-  useScenario(
-    pick: string | ((job: any) => string),
-    overrides?: { digest?: string; buildLog?: string[] },
-  ): void;
+  useScenario(pick: string | ((job: any) => string), overrides?: ScenarioOverrides): void;
   objects(resource: "jobs" | "pods" | "secrets" | "events", namespace: string): any[];
   receivedContext(podName: string): string | undefined;
   podNames(namespace: string): string[];

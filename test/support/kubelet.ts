@@ -13,6 +13,18 @@ import { nowIso } from "./store.js";
 export interface ScenarioOverrides {
   digest?: string;
   buildLog?: string[];
+  /**
+   * The builder's push, as a real builder does it before it writes the digest: called (and awaited)
+   * once, just before the frame in which the builder terminates with a digest; what it returns is
+   * the digest the termination message then carries.
+   */
+  push?: (pod: any) => Promise<string>;
+}
+
+/** A recorded pod frame in which the builder (the first container) ended with a digest. */
+function builderEndsWithDigest(recorded: any): boolean {
+  const message = recorded.status?.containerStatuses?.[0]?.state?.terminated?.message;
+  return typeof message === "string" && message.startsWith("sha256:");
 }
 
 export interface LiveLine {
@@ -358,6 +370,10 @@ export class Kubelet {
       await this.sleepUntil(rt, m.time(it.t));
       if (rt.stopped || rt.killing || this.closed) return false;
       if (it.kind === "pod") {
+        if (overrides.push && !overrides.digest && builderEndsWithDigest(it.object)) {
+          overrides.digest = await overrides.push(pod);
+          if (rt.stopped || rt.killing || this.closed) return false;
+        }
         this.applyPod(rt, it.object, m, pod, overrides, items);
         if (gate && it.object === gate.object) this.startReceiver(rt, pod);
       } else if (it.kind === "event") this.applyEvent(rt, it.type, it.object, m, eventNames);

@@ -24,6 +24,7 @@ export function specOf(over: Partial<BuildSpec> = {}): BuildSpec {
     timeoutSeconds: 1800,
     ttlSeconds: 600,
     keepJob: false,
+    reuse: false,
     insecureRegistries: [],
     dryRun: false,
     ...over,
