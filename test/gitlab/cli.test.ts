@@ -184,9 +184,10 @@ describe("the dotenv report", () => {
     expect(lines.map((line) => line.split("=")[0])).toEqual([
       "IMAGE_DIGEST",
       "IMAGE_REF",
+      "IMAGE_REUSED",
       "IMAGE_TAGS",
     ]);
-    const kept = lines[2].slice("IMAGE_TAGS=".length).split(",");
+    const kept = lines[3].slice("IMAGE_TAGS=".length).split(",");
     expect(kept).toEqual(tags.slice(0, kept.length));
     expect(kept.length).toBeGreaterThan(10);
     expect(report.warnings).toEqual([
