@@ -8,7 +8,7 @@
  * means building, with one warning for the whole build.
  */
 import { buildKey, resolveGitCommit, type KeyedContext } from "../context/build-key.js";
-import { messageOf } from "../errors.js";
+import { BuildFailure, messageOf } from "../errors.js";
 import { RegistryClient, type ManifestRecord } from "../registry/client.js";
 import { credentialsForRegistry } from "../registry/credentials.js";
 import { imageCreated, pointTagsAt } from "../registry/image-copy.js";
@@ -50,6 +50,11 @@ function clientFor(spec: BuildSpec, registry: string, signal: AbortSignal): Regi
     signal,
     userAgent: "k8s-image-build",
   });
+}
+
+/** A request that failed because the build was cancelled is no registry problem: no warning, no build. */
+function throwIfCancelled(run: BuildRun): void {
+  if (run.abort.signal.aborted) throw new BuildFailure("cancelled", "the build was cancelled");
 }
 
 /** Why reuse cannot apply to this build at all, or undefined when it can. */
@@ -108,6 +113,7 @@ export async function findReusable(run: BuildRun): Promise<BuildResult | undefin
   try {
     manifest = await state.client.getManifest(cache.name, `${KEY_TAG_PREFIX}${key}`);
   } catch (error) {
+    throwIfCancelled(run);
     state.usable = false;
     reporter.warn(`Reuse: cannot read ${keyTag} (${messageOf(error)}); building`);
     return undefined;
@@ -126,6 +132,7 @@ export async function findReusable(run: BuildRun): Promise<BuildResult | undefin
       await pointTagsAt(state.client, cache.name, manifest, name, tags);
     }
   } catch (error) {
+    throwIfCancelled(run);
     state.usable = false;
     reporter.warn(
       `Reuse: found ${manifest.digest} for build key ${key.slice(0, 12)} but could not tag it (${messageOf(error)}); building`,
