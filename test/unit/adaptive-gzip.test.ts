@@ -60,6 +60,21 @@ describe("adaptive gzip", () => {
     expect(gunzipSync(stored.bytes).equals(TEXT)).toBe(true);
   });
 
+  test("destroying the output during a level change closes everything without an error", async () => {
+    for (let round = 0; round < 20; round++) {
+      const gz = adaptiveGzip();
+      const closed = new Promise((resolve) => gz.output.once("close", resolve));
+      gz.input.on("error", () => {});
+      gz.input.write(TEXT);
+      gz.input.write(randomBytes(256 * 1024)); // a level change to stored
+      gz.input.write(TEXT);
+      if (round % 2 === 0) gz.output.destroy();
+      else setImmediate(() => gz.output.destroy());
+      await closed;
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+  });
+
   test("a context of text and random files unpacks whole with busybox tar", async () => {
     const dir = mkdtempSync(join(tmpdir(), "kib-adaptive-"));
     writeFileSync(join(dir, "Dockerfile"), "FROM scratch\n");

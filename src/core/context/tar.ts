@@ -161,7 +161,7 @@ export function tarContext(
     const rs = createReadStream(path.join(plan.dir, e.path), {
       start: 0,
       end: Math.max(0, e.size - 1),
-      highWaterMark: 256 * 1024,
+      highWaterMark: 64 * 1024,
     });
     current = rs;
     let written = 0;
