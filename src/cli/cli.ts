@@ -86,7 +86,7 @@ export function helpText(): string {
     lines.push(`  ${flag.padEnd(34)} ${doc?.description ?? ""}${defaultText}  [${envName(name)}]`);
   }
   lines.push(
-    `  ${"--dotenv <file>".padEnd(34)} Write IMAGE_DIGEST, IMAGE_REF and IMAGE_TAGS to this dotenv file.  [KIB_DOTENV]`,
+    `  ${"--dotenv <file>".padEnd(34)} Write IMAGE_DIGEST, IMAGE_REF, IMAGE_REUSED and IMAGE_TAGS to this dotenv file.  [KIB_DOTENV]`,
     `  ${"--verbose".padEnd(34)} Print debug lines.`,
     `  ${"--help".padEnd(34)} Print this help.`,
   );

@@ -7,7 +7,11 @@
  * its config's `created` time does, so an image that is found again was not built again.
  */
 import { createHash } from "node:crypto";
-import { RegistryClient, type RegistryCredentials } from "../../src/core/registry/index.js";
+import {
+  RegistryClient,
+  type FetchFn,
+  type RegistryCredentials,
+} from "../../src/core/registry/index.js";
 import { splitRepository } from "../../src/core/registry/reference.js";
 
 export interface PushedBuild {
@@ -99,6 +103,8 @@ async function pushImage(
 export function builderPush(options: {
   credentials?: RegistryCredentials;
   pushes?: PushedBuild[];
+  /** The builder's own fetch (benchmarks count the runner's requests apart from the builder's). */
+  fetch?: FetchFn;
 }): (pod: any) => Promise<string> {
   let count = 0;
   return async (pod) => {
@@ -113,6 +119,7 @@ export function builderPush(options: {
       const client = new RegistryClient(registry, {
         insecure: true,
         credentials: options.credentials,
+        ...(options.fetch ? { fetch: options.fetch } : {}),
       });
       let mediaType = OCI_MANIFEST;
       let bytes: Buffer;
