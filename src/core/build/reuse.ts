@@ -21,6 +21,9 @@ import type { BuildRun } from "./run.js";
 /** The tag, in the cache repository, that marks the image built from one key. */
 export const KEY_TAG_PREFIX = "kib-";
 
+/** Per registry request during reuse and recording. */
+const REGISTRY_TIMEOUT_MS = 10_000;
+
 /** What the reuse phase learnt, for recording after a build. */
 export interface ReuseState {
   key: string;
@@ -49,6 +52,8 @@ function clientFor(spec: BuildSpec, registry: string, signal: AbortSignal): Regi
     insecure: isInsecureRegistry(registry, spec.insecureRegistries),
     signal,
     userAgent: "k8s-image-build",
+    // A lookup that hangs costs more than the build it might save: give up sooner than a push would.
+    timeoutMs: REGISTRY_TIMEOUT_MS,
   });
 }
 
