@@ -4,9 +4,10 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { BatchV1Api, CoreV1Api, KubeConfig, VersionApi } from "@kubernetes/client-node";
+import { BatchV1Api, CoreV1Api, type KubeConfig, VersionApi } from "@kubernetes/client-node";
 import { BuildFailure } from "../errors.js";
 import type { ClusterSource } from "../types.js";
+import { PooledKubeConfig } from "./pooled-kubeconfig.js";
 
 export interface ClusterConnection {
   kubeConfig: KubeConfig;
@@ -39,7 +40,7 @@ function kubeconfigFailure(detail: string): BuildFailure {
 }
 
 function loadFromContent(content: string, origin: string): KubeConfig {
-  const kc = new KubeConfig();
+  const kc = new PooledKubeConfig();
   try {
     kc.loadFromString(content);
   } catch (error) {
@@ -57,7 +58,7 @@ function loadInCluster(inCluster: NonNullable<ClusterSource["inCluster"]>): Kube
     throw kubeconfigFailure(`in-cluster service account token ${tokenFile} is missing`);
   }
   const host = inCluster.host.includes(":") ? `[${inCluster.host}]` : inCluster.host;
-  const kc = new KubeConfig();
+  const kc = new PooledKubeConfig();
   kc.loadFromOptions({
     clusters: [
       {
