@@ -5,7 +5,12 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
-import { adaptiveGzip, looksIncompressible } from "../../src/core/context/adaptive-gzip.js";
+import {
+  adaptiveGzip,
+  looksIncompressible,
+  storedBlocks,
+} from "../../src/core/context/adaptive-gzip.js";
+import { inflateRawSync } from "node:zlib";
 import { planContext, tarContext } from "../../src/core/context/index.js";
 
 const TEXT = Buffer.from(
@@ -49,6 +54,40 @@ describe("adaptive gzip", () => {
     expect(bytes.length).toBeGreaterThan(512 * 1024);
     expect(bytes.length).toBeLessThan(512 * 1024 + 40 * 1024);
     expect(stats.levelChanges).toBe(3);
+  });
+
+  test("several segments deflated in parallel, each with the 32 KiB before it as dictionary, join into one stream busybox reads", async () => {
+    // 3 MB of text in 64 KiB chunks (six 512 KiB segments), random chunks between some of them.
+    const parts: Buffer[] = [];
+    for (let i = 0; i < 48; i++) {
+      parts.push(Buffer.from(`${i} `.repeat(8).concat(TEXT.toString("utf8", 0, 64 * 1024 - 40))));
+      if (i % 12 === 5) parts.push(randomBytes(200 * 1024));
+    }
+    const input = Buffer.concat(parts);
+    const { bytes, stats } = await compress(parts);
+    expect(stats.levelChanges).toBe(8);
+    expect(gunzipSync(bytes).equals(input)).toBe(true);
+    const viaBusybox = execFileSync("busybox", ["gunzip", "-c"], {
+      input: bytes,
+      maxBuffer: 64 * 1024 * 1024,
+    });
+    expect(viaBusybox.equals(input)).toBe(true);
+    // The dictionaries keep the text as small as one deflate pass would make it.
+    const { deflateRawSync } = await import("node:zlib");
+    const onePass = deflateRawSync(Buffer.concat(parts.filter((p) => !looksIncompressible(p))), {
+      level: 1,
+    }).length;
+    expect(bytes.length - 4 * 200 * 1024).toBeLessThan(onePass * 1.1 + 2048);
+  });
+
+  test("stored blocks: at most 65535 bytes each, empty input one empty block", () => {
+    for (const size of [0, 1, 65535, 65536, 200_000]) {
+      const data = randomBytes(size);
+      const blocks = storedBlocks(data);
+      expect(blocks.length).toBe(size + 5 * Math.max(1, Math.ceil(size / 65535)));
+      // A final empty fixed block ends the stream so inflate can read it.
+      expect(inflateRawSync(Buffer.concat([blocks, Buffer.from([3, 0])])).equals(data)).toBe(true);
+    }
   });
 
   test("level 0 stores everything", async () => {
