@@ -81,20 +81,27 @@ const FINAL_BLOCK = Buffer.from([0x03, 0x00]);
  * boundary (after a sync flush, or another stored block): a header byte (not final, type 00),
  * then LEN and its one's complement, then the bytes.
  */
-export function storedBlocks(data: Buffer): Buffer {
-  const blocks = Math.max(1, Math.ceil(data.length / STORED_BLOCK));
-  const out = Buffer.allocUnsafe(data.length + blocks * 5);
-  let at = 0;
-  for (let offset = 0; offset < data.length || at === 0; offset += STORED_BLOCK) {
-    const size = Math.min(STORED_BLOCK, data.length - offset);
-    out[at] = 0;
-    out.writeUInt16LE(size, at + 1);
-    out.writeUInt16LE(~size & 0xffff, at + 3);
-    data.copy(out, at + 5, offset, offset + size);
-    at += 5 + size;
-    if (data.length === 0) break;
+export function storedBlocks(parts: readonly Buffer[]): Buffer {
+  let blocks = 0;
+  let bytes = 0;
+  for (const part of parts) {
+    blocks += Math.ceil(part.length / STORED_BLOCK);
+    bytes += part.length;
   }
-  return out.subarray(0, at);
+  if (blocks === 0) return Buffer.from([0, 0, 0, 0xff, 0xff]);
+  const out = Buffer.allocUnsafe(bytes + blocks * 5);
+  let at = 0;
+  for (const part of parts) {
+    for (let offset = 0; offset < part.length; offset += STORED_BLOCK) {
+      const size = Math.min(STORED_BLOCK, part.length - offset);
+      out[at] = 0;
+      out.writeUInt16LE(size, at + 1);
+      out.writeUInt16LE(~size & 0xffff, at + 3);
+      part.copy(out, at + 5, offset, offset + size);
+      at += 5 + size;
+    }
+  }
+  return out;
 }
 
 export function adaptiveGzip(level = DEFAULT_GZIP_LEVEL): AdaptiveGzip {
@@ -137,12 +144,15 @@ export function adaptiveGzip(level = DEFAULT_GZIP_LEVEL): AdaptiveGzip {
   /** Starts deflating the gathered segment (stored blocks need no deflate). */
   const dispatch = (): void => {
     if (segmentBytes === 0) return;
-    const data = segment.length === 1 ? segment[0]! : Buffer.concat(segment, segmentBytes);
+    const parts = segment;
+    const bytes = segmentBytes;
     segment = [];
     segmentBytes = 0;
     if (current === 0) {
-      pending.push(Promise.resolve(storedBlocks(data)));
+      // Copied once, into the blocks: no concatenation first.
+      pending.push(Promise.resolve(storedBlocks(parts)));
     } else {
+      const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes);
       const job = deflateRawAsync(data, {
         level: current,
         finishFlush: constants.Z_SYNC_FLUSH,
@@ -151,10 +161,11 @@ export function adaptiveGzip(level = DEFAULT_GZIP_LEVEL): AdaptiveGzip {
       job.catch(() => {}); // observed when its turn comes
       pending.push(job);
     }
+    const last = parts[parts.length - 1]!;
     window =
-      data.length >= WINDOW
-        ? Buffer.from(data.subarray(data.length - WINDOW))
-        : Buffer.concat([window, data]).subarray(-WINDOW);
+      last.length >= WINDOW
+        ? Buffer.from(last.subarray(last.length - WINDOW))
+        : Buffer.concat([window, ...parts]).subarray(-WINDOW);
   };
 
   const input = new Writable({
