@@ -6,7 +6,7 @@
  */
 import { chmodSync, rmSync, symlinkSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { build } from "../../src/core/build.js";
+import { build, type BuildOptions } from "../../src/core/build.js";
 import { RegistryClient } from "../../src/core/registry/index.js";
 import { parseBuildSpec, type RawInputs } from "../../src/core/spec/spec.js";
 import type { BuildResult } from "../../src/core/types.js";
@@ -83,9 +83,14 @@ function jobsCreated(): number {
   ).length;
 }
 
-async function run(spec: ReturnType<typeof specFor>) {
+async function run(spec: ReturnType<typeof specFor>, options: Partial<BuildOptions> = {}) {
   const reporter = recordingReporter();
-  const result: BuildResult = await build(spec, { reporter, runId: "test", pendingGraceMs: 300 });
+  const result: BuildResult = await build(spec, {
+    reporter,
+    runId: "test",
+    pendingGraceMs: 300,
+    ...options,
+  });
   return { result, reporter };
 }
 
@@ -283,6 +288,45 @@ describe("multi-platform (BuildKit)", () => {
     const amd64 = await run(specFor(context, repo, { ...inputs, platforms: "linux/amd64" }));
     expect(amd64.result.reused).toBe(false);
     expect(jobsCreated()).toBe(1);
+  });
+});
+
+describe("a git context", () => {
+  /** `git ls-remote` as a remote whose main branch is at `commit` would answer. */
+  const remoteAt = (commit: string) => async () => `${commit}\tHEAD\n${commit}\trefs/heads/main\n`;
+  const A = "a".repeat(40);
+  const B = "b".repeat(40);
+
+  test("counts by the commit its ref resolves to: the same commit reuses, a new one builds", async () => {
+    const repo = freshRepo();
+    const gitSpec = () =>
+      specFor(makeContext(), repo, { context: "https://github.com/acme/web.git#main" });
+    const first = await run(gitSpec(), { gitLsRemote: remoteAt(A) });
+    expect(first.result.reused).toBe(false);
+    cluster.resetRequests();
+    const same = await run(gitSpec(), { gitLsRemote: remoteAt(A) });
+    expect(same.result).toMatchObject({ reused: true, digest: first.result.digest });
+    expect(jobsCreated()).toBe(0);
+    expect(same.reporter.lines.find((line) => line.startsWith("Reused "))).toContain(
+      `commit ${A.slice(0, 12)}`,
+    );
+    cluster.resetRequests();
+    const moved = await run(gitSpec(), { gitLsRemote: remoteAt(B) });
+    expect(moved.result.reused).toBe(false);
+    expect(jobsCreated()).toBe(1);
+  });
+
+  test("a ref that cannot be resolved builds, with one warning", async () => {
+    const repo = freshRepo();
+    const spec = specFor(makeContext(), repo, {
+      context: "https://github.com/acme/web.git#no-such-branch",
+    });
+    const unresolved = await run(spec, { gitLsRemote: remoteAt(A) });
+    expect(unresolved.result.reused).toBe(false);
+    expect(jobsCreated()).toBe(1);
+    expect(unresolved.reporter.warnings).toEqual([
+      "Reuse: cannot resolve the commit of https://github.com/acme/web.git#no-such-branch (git ls-remote); building",
+    ]);
   });
 });
 
