@@ -143,12 +143,16 @@ process.send({ m: "ready" });
 
   await one(); // warm up
   const single = [];
+  const cpuAlone0 = process.cpuUsage();
   for (let i = 0; i < alone; i++) single.push(await one());
+  const cpuAlone = process.cpuUsage(cpuAlone0);
   const phasesAlone = phases.slice(1);
   phases = [];
   await ask("reset");
   const t0 = performance.now();
+  const cpuTogether0 = process.cpuUsage();
   const settled = await Promise.allSettled(Array.from({ length: builds }, one));
+  const cpuTogether = process.cpuUsage(cpuTogether0);
   const wall = performance.now() - t0;
   const failed = settled.filter((s) => s.status === "rejected");
   const together = settled.filter((s) => s.status === "fulfilled").map((s) => s.value);
@@ -180,6 +184,10 @@ process.send({ m: "ready" });
       .join(", ");
   console.log(
     `  phases, ms (medians): alone ${phaseLine(phasesAlone)}; at once ${phaseLine(phases)}`,
+  );
+  const cpuMs = (usage, n) => ((usage.user + usage.system) / 1000 / n).toFixed(0);
+  console.log(
+    `  this process's CPU per build (the engine; the test server is the child's): alone ${cpuMs(cpuAlone, alone)} ms, at once ${cpuMs(cpuTogether, builds)} ms`,
   );
   console.log(
     `  wall time growth per build: ${(((togetherMs - aloneMs) / aloneMs) * 100).toFixed(1)} %`,
