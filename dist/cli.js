@@ -1,5 +1,8 @@
 #!/usr/bin/env node
 
+// src/cli/bin.ts
+import * as nodeModule from "node:module";
+
 // src/cli/node-version.ts
 var REQUIRED_NODE_MAJOR = 24;
 function nodeVersionProblem(version, executable) {
@@ -15,6 +18,7 @@ if (problem !== void 0) {
 `);
   process.exitCode = 1;
 } else {
+  nodeModule.enableCompileCache?.();
   const bundle = new URL("./lib.js", import.meta.url).href;
   const lib = await import(bundle);
   await lib.runCli();

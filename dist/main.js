@@ -1,3 +1,6 @@
-import { runActionMain } from "./lib.js";
+import { enableCompileCache } from "node:module";
+
+enableCompileCache?.();
+const { runActionMain } = await import("./lib.js");
 
 await runActionMain();

@@ -1,3 +1,6 @@
-import { runActionPost } from "./lib.js";
+import { enableCompileCache } from "node:module";
+
+enableCompileCache?.();
+const { runActionPost } = await import("./lib.js");
 
 await runActionPost();

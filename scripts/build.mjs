@@ -45,10 +45,16 @@ await build({
 });
 await chmod(`${outdir}/cli.js`, 0o755);
 
+// Each action entry turns on Node's on-disk compile cache before it loads the bundle (a dynamic
+// import, so that it comes after): the post step after main and a self-hosted runner's next job
+// skip most of compiling (bench/cold-start.mjs measures both). cli.js does the same (src/cli/bin.ts).
 const entries = {
   "main.js": "runActionMain",
   "post.js": "runActionPost",
 };
 for (const [file, fn] of Object.entries(entries)) {
-  await writeFile(`${outdir}/${file}`, `import { ${fn} } from "./lib.js";\n\nawait ${fn}();\n`);
+  await writeFile(
+    `${outdir}/${file}`,
+    `import { enableCompileCache } from "node:module";\n\nenableCompileCache?.();\nconst { ${fn} } = await import("./lib.js");\n\nawait ${fn}();\n`,
+  );
 }

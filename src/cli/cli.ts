@@ -97,7 +97,7 @@ export function helpText(): string {
     lines.push(`  ${flag.padEnd(34)} ${doc?.description ?? ""}${defaultText}  [${envName(name)}]`);
   }
   lines.push(
-    `  ${"--dotenv <file>".padEnd(34)} Write IMAGE_DIGEST, IMAGE_REF and IMAGE_TAGS to this dotenv file.  [KIB_DOTENV]`,
+    `  ${"--dotenv <file>".padEnd(34)} Write IMAGE_DIGEST, IMAGE_REF, IMAGE_REUSED and IMAGE_TAGS to this dotenv file.  [KIB_DOTENV]`,
     `  ${"--state-file <file>".padEnd(34)} Write the run id to this file before anything is created in the cluster, and remove it once the build has deleted what it created (the GitLab template runs cleanup only when it is left).  [KIB_STATE_FILE]`,
     `  ${"--verbose".padEnd(34)} Print debug lines.`,
     `  ${"--help, -h".padEnd(34)} Print this help.`,

@@ -1,6 +1,6 @@
 /**
  * GitLab's dotenv report (artifacts:reports:dotenv): KEY=value lines, single-line values, 5 KiB
- * at most. IMAGE_DIGEST and IMAGE_REF always fit; IMAGE_TAGS (comma-separated) keeps as many
+ * at most. IMAGE_DIGEST, IMAGE_REF and IMAGE_REUSED (true when an earlier image was reused) always fit; IMAGE_TAGS (comma-separated) keeps as many
  * whole tags as fit and says so, rather than failing a job whose image is already pushed.
  */
 import type { BuildResult } from "../core/types.js";
@@ -22,6 +22,7 @@ export function dotenvOf(result: BuildResult): DotenvReport {
   const fixed = [
     `IMAGE_DIGEST=${singleLine("IMAGE_DIGEST", result.digest)}`,
     `IMAGE_REF=${singleLine("IMAGE_REF", result.image)}`,
+    `IMAGE_REUSED=${result.reused}`,
   ];
   const tags = result.tags.map((tag) => singleLine("IMAGE_TAGS", tag));
   const render = (list: string[]) => `${[...fixed, `IMAGE_TAGS=${list.join(",")}`].join("\n")}\n`;

@@ -1,12 +1,14 @@
 /**
- * The one orchestrator: BuildSpec in, BuildResult out, in five phases — plan (nothing touches the
- * cluster), submit, run and follow, read back — and clean up on every path.
+ * The one orchestrator: BuildSpec in, BuildResult out, in phases — plan (nothing touches the
+ * cluster), reuse (an image with this build key is tagged and returned: no Job), submit, run and
+ * follow, read back, record the key — and clean up on every path.
  */
 import { getBuilder } from "./builders/index.js";
 import { cleanUp } from "./build/clean-up.js";
 import { runAndFollow } from "./build/follow.js";
 import { checkSupported, planBuild } from "./build/plan.js";
 import { readBack } from "./build/read-back.js";
+import { findReusable, recordBuild } from "./build/reuse.js";
 import type { BuildOptions } from "./build/run.js";
 import { submitBuild } from "./build/submit.js";
 import { BuildFailure } from "./errors.js";
@@ -45,10 +47,20 @@ export async function build(spec: BuildSpec, options: BuildOptions): Promise<Bui
   abort.signal.addEventListener("abort", onCancel, { once: true });
 
   try {
+    const reused = await findReusable(run);
+    if (reused) {
+      await cleanUp(run);
+      reused.durations.totalMs = Math.round(performance.now() - run.started);
+      return reused;
+    }
     await submitBuild(run);
     const terminated = await runAndFollow(run);
     const result = readBack(run, terminated);
     await cleanUp(run);
+    if (run.reuse) {
+      result.buildKey = run.reuse.key;
+      await recordBuild(run, result);
+    }
     result.durations.totalMs = Math.round(performance.now() - run.started);
     return result;
   } catch (error) {

@@ -100,6 +100,12 @@ export interface BuildSpec {
   ttlSeconds: number;
   keepJob: boolean;
 
+  /**
+   * Reuse an image built earlier from the same build key (recorded in the cache repository)
+   * instead of building; true only with a cache repository and push.
+   */
+  reuse: boolean;
+
   registryAuth?: RegistryAuth;
   insecureRegistries: string[];
   /** The user's consent to a builder that runs a privileged container (builder: dind). */
@@ -135,4 +141,10 @@ export interface BuildResult {
   job: string;
   context: { files: number; bytes: number };
   durations: PhaseDurations;
+  /** True when no Job ran: the tags were pointed at an image built earlier from the same build key. */
+  reused: boolean;
+  /** When the image was built (ISO 8601): now for a build; for a reused image, its config's created time. */
+  builtAt?: string;
+  /** The build key (sha256 hex) when reuse is on. */
+  buildKey?: string;
 }

@@ -13,18 +13,31 @@ import {
 } from "../core/spec/spec.js";
 import type { BuildResult } from "../core/types.js";
 import { parseEnvironment, runId } from "./environment.js";
-import {
-  cleanUpPreview,
-  planPreview,
-  readPreviewInputs,
-  reportPreviewBuild,
-} from "./preview-flow.js";
 import { maskOnce } from "./mask.js";
+import { parseBoolean } from "../core/spec/parse.js";
 import { createGitHubReporter } from "./reporter.js";
 import { STATE_OBJECTS, saveObjects } from "./state.js";
 import { writeStepSummary } from "./summary.js";
 
 export const FAILURE_PREFIX = "k8s-image-build failed: ";
+
+/**
+ * Whether the preview inputs ask for anything. The preview flow (with @actions/github and
+ * Octokit) is loaded only then: a plain build starts without it. A value that is not a boolean
+ * loads it too, so that it reports the bad input as before.
+ */
+function previewRequested(): boolean {
+  for (const name of ["preview", "allow-fork-builds"]) {
+    const value = core.getInput(name);
+    if (value === "") continue;
+    try {
+      if (parseBoolean(value)) return true;
+    } catch {
+      return true;
+    }
+  }
+  return false;
+}
 
 export function readRawInputs(): RawInputs {
   const raw: RawInputs = {};
@@ -48,6 +61,9 @@ export function metadataOf(result: BuildResult): string {
     job: result.job,
     durations: result.durations,
     context: result.context,
+    reused: result.reused,
+    ...(result.builtAt !== undefined ? { builtAt: result.builtAt } : {}),
+    ...(result.buildKey !== undefined ? { buildKey: result.buildKey } : {}),
   });
 }
 
@@ -85,17 +101,21 @@ export async function runActionMain(): Promise<void> {
   process.once("SIGTERM", () => cancel("SIGTERM"));
   try {
     const raw = readRawInputs();
-    const previewInputs = readPreviewInputs();
+    const preview = previewRequested() ? await import("./preview-flow.js") : undefined;
+    // readPreviewInputs masks the token; without the preview flow it is masked here.
+    const previewInputs = preview?.readPreviewInputs();
+    const token = preview ? "" : core.getInput("github-token");
+    if (token) core.setSecret(token);
     // Preview: tags derived from the PR, fork builds refused — all before the cluster is touched.
-    const plan = planPreview(previewInputs, raw);
+    const plan = preview && previewInputs ? preview.planPreview(previewInputs, raw) : undefined;
     if (plan?.mode === "refuse") {
       core.setFailed(`${FAILURE_PREFIX}${plan.message}`);
       return;
     }
     if (plan?.mode === "skip") return;
-    if (plan?.mode === "cleanup") {
+    if (plan?.mode === "cleanup" && preview && previewInputs) {
       // Nothing is built: the registry inputs are all it takes (a closed PR may have no checkout).
-      const card = await cleanUpPreview(plan, previewInputs, parseRegistryInputs(raw));
+      const card = await preview.cleanUpPreview(plan, previewInputs, parseRegistryInputs(raw));
       if (process.env.GITHUB_STEP_SUMMARY && card) await core.summary.addRaw(card, true).write();
       return;
     }
@@ -119,7 +139,9 @@ export async function runActionMain(): Promise<void> {
     });
     setOutputs(result);
     const previewCard =
-      plan?.mode === "build" ? await reportPreviewBuild(plan, previewInputs, result) : undefined;
+      plan?.mode === "build" && preview && previewInputs
+        ? await preview.reportPreviewBuild(plan, previewInputs, result)
+        : undefined;
     await writeStepSummary(result, previewCard);
   } catch (error) {
     reportFailure(error);

@@ -26,14 +26,21 @@ export function summaryRows(result: BuildResult): Array<[string, string]> {
     ["Digest", code(result.digest)],
     ["Tags", result.tags.map(code).join("<br>")],
     ["Builder", escapeHtml(result.builder)],
-    ["Namespace / Job", `${escapeHtml(result.namespace)} / ${code(result.job)}`],
+    result.reused
+      ? [
+          "Reused",
+          `built ${escapeHtml(result.builtAt ?? "earlier")} from the same inputs (build key ${code((result.buildKey ?? "").slice(0, 12))}); no Job ran`,
+        ]
+      : ["Namespace / Job", `${escapeHtml(result.namespace)} / ${code(result.job)}`],
     [
       "Context",
       `${result.context.files} files, ${(result.context.bytes / 1024 / 1024).toFixed(1)} MiB`,
     ],
     [
       "Durations",
-      `submit ${seconds(result.durations.submitMs)}, schedule ${seconds(result.durations.scheduleMs)}, upload ${seconds(result.durations.uploadMs)}, build ${seconds(result.durations.buildMs)}, total ${seconds(result.durations.totalMs)}`,
+      result.reused
+        ? `total ${seconds(result.durations.totalMs)}`
+        : `submit ${seconds(result.durations.submitMs)}, schedule ${seconds(result.durations.scheduleMs)}, upload ${seconds(result.durations.uploadMs)}, build ${seconds(result.durations.buildMs)}, total ${seconds(result.durations.totalMs)}`,
     ],
   ];
 }
@@ -42,7 +49,7 @@ export async function writeStepSummary(result: BuildResult, extraMarkdown?: stri
   if (!process.env.GITHUB_STEP_SUMMARY) return;
   // No header row: each row's name is its header cell.
   const summary = core.summary
-    .addHeading("Image built in Kubernetes", 3)
+    .addHeading(result.reused ? "Image reused (unchanged inputs)" : "Image built in Kubernetes", 3)
     .addTable(summaryRows(result).map(([key, value]) => [{ data: key, header: true }, value]));
   if (extraMarkdown) summary.addRaw(extraMarkdown, true);
   await summary.write();

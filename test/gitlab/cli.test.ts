@@ -61,6 +61,7 @@ function result(overrides: Partial<BuildResult> = {}): BuildResult {
     job: "kib-1",
     context: { files: 1, bytes: 10 },
     durations: {} as BuildResult["durations"],
+    reused: false,
     ...overrides,
   };
 }
@@ -198,7 +199,7 @@ describe("the dotenv report", () => {
       result({ tags: ["registry.example/acme/web:1.0", "registry.example/acme/web:latest"] }),
     );
     expect(report.text).toBe(
-      `IMAGE_DIGEST=${DIGEST}\nIMAGE_REF=registry.example/acme/web@${DIGEST}\nIMAGE_TAGS=registry.example/acme/web:1.0,registry.example/acme/web:latest\n`,
+      `IMAGE_DIGEST=${DIGEST}\nIMAGE_REF=registry.example/acme/web@${DIGEST}\nIMAGE_REUSED=false\nIMAGE_TAGS=registry.example/acme/web:1.0,registry.example/acme/web:latest\n`,
     );
     expect(report.warnings).toEqual([]);
   });
@@ -214,9 +215,10 @@ describe("the dotenv report", () => {
     expect(lines.map((line) => line.split("=")[0])).toEqual([
       "IMAGE_DIGEST",
       "IMAGE_REF",
+      "IMAGE_REUSED",
       "IMAGE_TAGS",
     ]);
-    const kept = lines[2].slice("IMAGE_TAGS=".length).split(",");
+    const kept = lines[3].slice("IMAGE_TAGS=".length).split(",");
     expect(kept).toEqual(tags.slice(0, kept.length));
     expect(kept.length).toBeGreaterThan(10);
     expect(report.warnings).toEqual([

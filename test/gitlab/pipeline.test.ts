@@ -127,7 +127,7 @@ test("a pipeline includes the component, builds in the cluster, and a later job 
   const report = readFileSync(artifactPath(project, "build-image", "build.env"), "utf8");
   expect(report).toMatch(
     new RegExp(
-      `^IMAGE_DIGEST=${DIGEST}\nIMAGE_REF=registry\\.example:5000/acme/web@${DIGEST}\nIMAGE_TAGS=registry\\.example:5000/acme/web:[0-9a-f]{8}\n$`,
+      `^IMAGE_DIGEST=${DIGEST}\nIMAGE_REF=registry\\.example:5000/acme/web@${DIGEST}\nIMAGE_REUSED=false\nIMAGE_TAGS=registry\\.example:5000/acme/web:[0-9a-f]{8}\n$`,
     ),
   );
   const tags = /^IMAGE_TAGS=(.*)$/m.exec(report)![1];

@@ -81,6 +81,8 @@ describe("a successful Kaniko build", () => {
       "registry-username": "ci-bot",
       "registry-password": "hunter2-registry-password",
       "cache-repo": "registry.example:5000/acme/web/cache",
+      // registry.example is no registry the runner could ask; reuse is tested in reuse.test.ts.
+      reuse: "false",
       "build-args": "VERSION=1.0",
     });
     const result = await build(spec, { reporter, runId: "test" });

@@ -48,6 +48,8 @@ function spec(c: TestCluster, inputs: RawInputs = {}) {
       namespace: "ci-builds",
       kubeconfig: c.kubeconfig(),
       "cache-repo": "registry.example:5000/acme/api/cache",
+      // registry.example is no registry the runner could ask; reuse is tested in reuse.test.ts.
+      reuse: "false",
       ...inputs,
     },
     { workspace: makeContext(), kubeconfigPaths: [] },

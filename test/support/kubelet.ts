@@ -23,6 +23,18 @@ export interface ScenarioOverrides {
   buildLog?: string[];
   /** The build log as a timeline (e.g. a long silent step); the status follows its last line. */
   buildLogTimeline?: TimedLine[];
+  /**
+   * The builder's push, as a real builder does it before it writes the digest: called (and awaited)
+   * once, just before the frame in which the builder terminates with a digest; what it returns is
+   * the digest the termination message then carries.
+   */
+  push?: (pod: any) => Promise<string>;
+}
+
+/** A recorded pod frame in which the builder (the first container) ended with a digest. */
+function builderEndsWithDigest(recorded: any): boolean {
+  const message = recorded.status?.containerStatuses?.[0]?.state?.terminated?.message;
+  return typeof message === "string" && message.startsWith("sha256:");
 }
 
 export { ContainerLog, formatNano, type LiveLine } from "./log-replay.js";
@@ -338,6 +350,10 @@ export class Kubelet {
       await this.sleepUntil(rt, m.time(it.t));
       if (rt.stopped || rt.killing || this.closed) return false;
       if (it.kind === "pod") {
+        if (overrides.push && !overrides.digest && builderEndsWithDigest(it.object)) {
+          overrides.digest = await overrides.push(pod);
+          if (rt.stopped || rt.killing || this.closed) return false;
+        }
         this.applyPod(rt, it.object, m, pod, overrides, items);
         if (gate && it.object === gate.object) this.startReceiver(rt, pod);
       } else if (it.kind === "event") this.applyEvent(rt, it.type, it.object, m, eventNames);

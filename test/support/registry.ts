@@ -33,6 +33,11 @@ export interface StartRegistryOptions {
   /** storage.delete.enabled; default true. */
   deleteEnabled?: boolean;
   auth?: RegistryAuthMode;
+  /**
+   * auth "token" only: a request without credentials gets a token for pull alone, as public
+   * repositories on Docker Hub or ghcr.io do; push then needs credentials.
+   */
+  anonymousPull?: boolean;
 }
 
 export interface TokenRequest {
@@ -74,6 +79,7 @@ async function startTokenServer(
   dir: string,
   service: string,
   issuer: string,
+  anonymousPull = false,
 ): Promise<TokenServer> {
   const selfsigned = await import("selfsigned");
   const pems = await selfsigned.generate(
@@ -97,14 +103,16 @@ async function startTokenServer(
       service: url.searchParams.get("service") ?? undefined,
       scopes,
     });
-    if (req.headers.authorization !== expected) {
+    const anonymous = anonymousPull && req.headers.authorization === undefined;
+    if (req.headers.authorization !== expected && !anonymous) {
       res.writeHead(401, { "Content-Type": "application/json" });
       res.end(JSON.stringify({ details: "bad credentials" }));
       return;
     }
     const access = scopes.flatMap((scope) => {
       const m = /^([^:]+):(.+):([^:]+)$/.exec(scope);
-      return m ? [{ type: m[1], name: m[2], actions: m[3]!.split(",") }] : [];
+      const actions = m?.[3]!.split(",").filter((action) => !anonymous || action === "pull");
+      return m && actions?.length ? [{ type: m[1], name: m[2], actions }] : [];
     });
     const now = Math.floor(Date.now() / 1000);
     const header = { typ: "JWT", alg: "RS256", x5c };
@@ -151,7 +159,12 @@ export async function startRegistry(options: StartRegistryOptions = {}): Promise
     await writeFile(path, `${TEST_USER}:${TEST_PASSWORD_BCRYPT}\n`);
     auth = { htpasswd: { realm: "test-registry", path } };
   } else if (mode === "token") {
-    tokenServer = await startTokenServer(dir, "test-registry", "test-issuer");
+    tokenServer = await startTokenServer(
+      dir,
+      "test-registry",
+      "test-issuer",
+      options.anonymousPull ?? false,
+    );
     auth = {
       token: {
         realm: tokenServer.realm,

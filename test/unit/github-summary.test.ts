@@ -13,6 +13,7 @@ const RESULT: BuildResult = {
   image: `ghcr.io/acme/web@${DIGEST}`,
   tags: ["ghcr.io/acme/web:1.0", "ghcr.io/acme/web:latest"],
   builder: "kaniko",
+  reused: false,
   namespace: "ci-builds",
   job: "kib-1a2b3c",
   context: { files: 12, bytes: 3 * 1024 * 1024 },

@@ -25,6 +25,7 @@ export function specOf(over: Partial<BuildSpec> = {}): BuildSpec {
     scheduleTimeoutSeconds: 600,
     ttlSeconds: 600,
     keepJob: false,
+    reuse: false,
     insecureRegistries: [],
     allowPrivileged: false,
     dryRun: false,

@@ -82,6 +82,7 @@ describe("defaults", () => {
       scheduleTimeoutSeconds: 600,
       ttlSeconds: 600,
       keepJob: false,
+      reuse: false,
       insecureRegistries: [],
       allowPrivileged: false,
       dryRun: false,
@@ -429,6 +430,36 @@ describe("durations", () => {
       'input "cache-ttl": "2y" is not a duration like "30m", "1h30m", "90s" or a whole number of seconds, between 1s and 8760h',
     ],
   ])("cache-ttl %j", (raw, message) => {
+    expect(errorOf(raw)).toBe(message);
+  });
+});
+
+describe("reuse", () => {
+  const CACHE = { "cache-repo": "ghcr.io/acme/web/cache" };
+  test.each([
+    [{}, false],
+    [CACHE, true],
+    [{ ...CACHE, reuse: "auto" }, true],
+    [{ ...CACHE, reuse: "AUTO" }, true],
+    [{ ...CACHE, reuse: "true" }, true],
+    [{ ...CACHE, reuse: "false" }, false],
+    [{ ...CACHE, push: "false" }, false],
+    [{ reuse: "false" }, false],
+  ])("%j → %s", (raw, reuse) => {
+    expect(spec(raw).reuse).toBe(reuse);
+  });
+
+  test.each([
+    [{ reuse: "yes" }, 'input "reuse": "yes" is not one of auto, true, false'],
+    [
+      { reuse: "true" },
+      'input "reuse": needs "cache-repo": build keys are recorded as tags in that repository',
+    ],
+    [
+      { ...CACHE, reuse: "true", push: "false" },
+      'input "reuse": needs "push": true; an image that is not pushed cannot be reused',
+    ],
+  ])("%j", (raw, message) => {
     expect(errorOf(raw)).toBe(message);
   });
 });

@@ -20,10 +20,13 @@ export function readBack(run: BuildRun, terminated: V1ContainerStateTerminated):
     job: run.created.job ?? run.identity.jobName,
     context: { files: contextPlan?.files ?? 0, bytes: contextPlan?.bytes ?? 0 },
     durations: { ...roundTimings(run.timings), totalMs: 0 },
+    reused: false,
+    builtAt: new Date().toISOString(),
   };
 }
 
-function repositoryOf(reference: string): string {
+/** A tag as written, without its tag or digest: `registry.example/acme/web:1.0` → `registry.example/acme/web`. */
+export function repositoryOf(reference: string): string {
   const withoutDigest = reference.split("@")[0];
   const lastSlash = withoutDigest.lastIndexOf("/");
   const lastColon = withoutDigest.lastIndexOf(":");

@@ -12,6 +12,8 @@ import type { ContextPlan } from "../context/index.js";
 import type { CreatedObjects } from "../job/cleanup.js";
 import type { Reporter } from "../reporter.js";
 import type { BuildIdentity, BuildSpec } from "../types.js";
+import type { LsRemote } from "../context/build-key.js";
+import type { ReuseState } from "./reuse.js";
 
 export interface BuildOptions {
   reporter: Reporter;
@@ -48,6 +50,8 @@ export interface BuildOptions {
   logRetryDelayMs?: number;
   /** Backoff base of API retries and watch reconnections (default 250 ms, doubled each attempt). */
   retryBaseDelayMs?: number;
+  /** Lists a git remote's refs, to resolve a git context's commit for the build key (default: git ls-remote). */
+  gitLsRemote?: LsRemote;
 }
 
 /** How long each phase took, in milliseconds. */
@@ -87,6 +91,8 @@ export interface BuildRun {
   readonly watches: WatchStream<{ metadata?: { resourceVersion?: string } }>[];
   /** The last lines of the builder's log, for failure messages. */
   readonly logTail: string[];
+  /** Set by the reuse phase when this build has a key: what recording it afterwards needs. */
+  reuse?: ReuseState;
   submitted?: V1Job;
   deadlineTimer?: NodeJS.Timeout;
   cleanedUp: boolean;

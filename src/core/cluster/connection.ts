@@ -7,13 +7,14 @@ import { dirname, join } from "node:path";
 import {
   BatchV1Api,
   CoreV1Api,
-  KubeConfig,
+  type KubeConfig,
   VersionApi,
   type Cluster,
 } from "@kubernetes/client-node";
 import { BuildFailure } from "../errors.js";
 import { displayProxyUrl, proxyFor, type ChosenProxy } from "../proxy.js";
 import type { ClusterSource, ProxySettings } from "../types.js";
+import { PooledKubeConfig } from "./pooled-kubeconfig.js";
 
 export interface ClusterConnection {
   kubeConfig: KubeConfig;
@@ -48,7 +49,7 @@ function kubeconfigFailure(detail: string): BuildFailure {
 }
 
 function loadFromContent(content: string, origin: string): KubeConfig {
-  const kc = new KubeConfig();
+  const kc = new PooledKubeConfig();
   try {
     kc.loadFromString(content);
   } catch (error) {
@@ -73,7 +74,7 @@ function loadInCluster(inCluster: NonNullable<ClusterSource["inCluster"]>): Kube
     throw kubeconfigFailure(`in-cluster service account token ${tokenFile} is missing`);
   }
   const host = inCluster.host.includes(":") ? `[${inCluster.host}]` : inCluster.host;
-  const kc = new KubeConfig();
+  const kc = new PooledKubeConfig();
   kc.loadFromOptions({
     clusters: [
       {

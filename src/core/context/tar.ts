@@ -1,10 +1,14 @@
-/** The gzip tar stream of a planned build context: streamed, never the whole context in memory. */
+/**
+ * The gzip tar stream of a planned build context: streamed, never the whole context in memory;
+ * compressed at a fast level where that buys bytes, stored where the data looks random
+ * (adaptive-gzip.ts).
+ */
 import { constants as fsc, type ReadStream } from "node:fs";
 import { open, readFile } from "node:fs/promises";
 import path from "node:path";
 import { Transform, type Readable } from "node:stream";
-import { createGzip } from "node:zlib";
 import tarStream from "tar-stream";
+import { adaptiveGzip, DEFAULT_GZIP_LEVEL } from "./adaptive-gzip.js";
 import type { ContextEntry, ContextPlan } from "./plan.js";
 import { InputError, messageOf } from "../errors.js";
 
@@ -77,6 +81,7 @@ export function tarContext(
   plan: ContextPlan,
   opts: {
     onProgress?: (p: { files: number; bytes: number }) => void;
+    /** Level for compressible data (default 1); data that looks random is stored, whatever it is. */
     gzipLevel?: number;
     /** Default root: a builder running as another user must be able to read a 0600 file. */
     owner?: WorkspaceOwner;
@@ -84,7 +89,8 @@ export function tarContext(
 ): Readable {
   const owner = opts.owner ?? { uid: 0, gid: 0 };
   const pack = tarStream.pack();
-  const gzip = createGzip({ level: opts.gzipLevel ?? 6, chunkSize: 64 * 1024 });
+  const compressor = adaptiveGzip(opts.gzipLevel ?? DEFAULT_GZIP_LEVEL);
+  const gzip = compressor.output;
   const abort = new AbortController();
   let current: ReadStream | null = null;
   let stopped = false;
@@ -101,11 +107,15 @@ export function tarContext(
   // round trip, so hand it at least COALESCE bytes at a time.
   const coalesce = coalescer();
   coalesce.on("error", (error: Error) => gzip.destroy(error));
-  coalesce.pipe(gzip);
+  coalesce.pipe(compressor.input);
+  compressor.input.on("error", (error: Error) => gzip.destroy(error));
   pack.pipe(coalesce, (error?: Error | null) => {
     if (error && !gzip.destroyed) gzip.destroy(error);
   });
-  gzip.once("close", () => coalesce.destroy());
+  gzip.once("close", () => {
+    coalesce.destroy();
+    compressor.input.destroy();
+  });
 
   const entryDone = (header: TarHeader, body?: Buffer): Promise<void> =>
     new Promise((resolve, reject) => {
@@ -158,7 +168,7 @@ export function tarContext(
     const rs = handle.createReadStream({
       start: 0,
       end: Math.max(0, e.size - 1),
-      highWaterMark: 256 * 1024,
+      highWaterMark: 64 * 1024,
     });
     current = rs;
     let written = 0;

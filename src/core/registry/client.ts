@@ -137,6 +137,13 @@ function basicHeader(c: RegistryCredentials): string {
   return `Basic ${Buffer.from(`${c.username}:${c.password}`).toString("base64")}`;
 }
 
+/** A manifest as the registry serves it. */
+export interface ManifestRecord {
+  digest: string;
+  mediaType: string;
+  bytes: Buffer;
+}
+
 /** Outcome of a manifest DELETE. */
 export type DeleteOutcome =
   | { result: "deleted" }
@@ -252,7 +259,84 @@ export class RegistryClient {
     );
   }
 
-  /** Upload helpers for tests and tools: PUT a manifest under a tag or digest reference. */
+  /**
+   * GET a manifest by tag or digest: its bytes as served, media type and digest; undefined when the
+   * repository or reference does not exist. The digest is checked against the bytes when asked by
+   * digest, so a registry cannot hand back something else.
+   */
+  async getManifest(name: string, reference: string): Promise<ManifestRecord | undefined> {
+    const res = await this.request(
+      "GET",
+      `/v2/${name}/manifests/${encodeURIComponent(reference)}`,
+      `repository:${name}:pull`,
+      { Accept: MANIFEST_ACCEPT },
+    );
+    if (res.status === 404) {
+      await discard(res);
+      return undefined;
+    }
+    if (!res.ok) throw await this.failure(res, `GET manifest ${name}:${reference}`);
+    const bytes = Buffer.from(await res.arrayBuffer());
+    const computed = `sha256:${createHash("sha256").update(bytes).digest("hex")}`;
+    if (DIGEST_RE.test(reference) && computed !== reference) {
+      throw new RegistryError(
+        `GET manifest ${name}@${reference} on ${this.registry}: the bytes served hash to ${computed}`,
+        res.status,
+      );
+    }
+    const mediaType =
+      res.headers.get("content-type")?.split(";")[0]?.trim() ||
+      (JSON.parse(bytes.toString("utf8")) as { mediaType?: string }).mediaType ||
+      "application/vnd.oci.image.manifest.v1+json";
+    return { digest: computed, mediaType, bytes };
+  }
+
+  /** GET a blob's bytes (small ones: an image config); undefined when it does not exist. */
+  async getBlob(name: string, digest: string): Promise<Buffer | undefined> {
+    if (!DIGEST_RE.test(digest)) throw new RegistryError(`not a sha256 digest: "${digest}"`, 0);
+    const res = await this.request("GET", `/v2/${name}/blobs/${digest}`, `repository:${name}:pull`);
+    if (res.status === 404) {
+      await discard(res);
+      return undefined;
+    }
+    if (!res.ok) throw await this.failure(res, `GET blob ${name}@${digest}`);
+    return Buffer.from(await res.arrayBuffer());
+  }
+
+  /**
+   * Cross-repository blob mount (POST /v2/<name>/blobs/uploads/?mount=<digest>&from=<from>): the
+   * registry links a blob it already holds into another repository without any bytes moving. True
+   * when mounted (201); false when the registry started an upload instead (202: it cannot mount,
+   * e.g. the source is not readable) — that upload is cancelled.
+   */
+  async mountBlob(name: string, digest: string, from: string): Promise<boolean> {
+    if (!DIGEST_RE.test(digest)) throw new RegistryError(`not a sha256 digest: "${digest}"`, 0);
+    const res = await this.request(
+      "POST",
+      `/v2/${name}/blobs/uploads/?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`,
+      `repository:${name}:pull,push repository:${from}:pull`,
+    );
+    if (res.status === 201) {
+      await discard(res);
+      return true;
+    }
+    if (res.status === 202) {
+      await discard(res);
+      const location = res.headers.get("location");
+      if (location) {
+        const cancel = await this.request(
+          "DELETE",
+          new URL(location, this.baseUrl).toString(),
+          `repository:${name}:pull,push`,
+        );
+        await discard(cancel);
+      }
+      return false;
+    }
+    throw await this.failure(res, `mount ${digest} from ${from} into ${name}`);
+  }
+
+  /** PUT a manifest under a tag or digest reference; returns its digest. */
   async putManifest(
     name: string,
     reference: string,

@@ -7,6 +7,7 @@ export {
   nextLink,
   type AuthChallenge,
   type DeleteOutcome,
+  type ManifestRecord,
   type FetchFn,
   type RegistryClientOptions,
   type RegistryCredentials,

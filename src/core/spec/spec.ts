@@ -50,6 +50,7 @@ export const INPUT_NAMES = [
   "push",
   "cache-repo",
   "cache-ttl",
+  "reuse",
   "platforms",
   "cache-from",
   "cache-to",
@@ -272,6 +273,27 @@ function parseCacheRepo(raw: RawInputs): ImageReference | undefined {
     );
   }
   return ref;
+}
+
+const REUSE_VALUES = ["auto", "true", "false"];
+
+/**
+ * auto (default): reuse when there is a cache repository to record build keys in and the image is
+ * pushed; true: the same, but a missing cache repository or push: false is an error; false: always
+ * build.
+ */
+function parseReuse(raw: RawInputs, hasCacheRepo: boolean, push: boolean): boolean {
+  const v = (value(raw, "reuse") ?? "auto").toLowerCase();
+  if (!REUSE_VALUES.includes(v)) {
+    fail("reuse", `"${value(raw, "reuse")}" is not one of ${REUSE_VALUES.join(", ")}`);
+  }
+  if (v === "false") return false;
+  if (v === "true") {
+    if (!hasCacheRepo)
+      fail("reuse", 'needs "cache-repo": build keys are recorded as tags in that repository');
+    if (!push) fail("reuse", 'needs "push": true; an image that is not pushed cannot be reused');
+  }
+  return hasCacheRepo && push;
 }
 
 const CACHE_TYPES = ["registry", "inline", "local", "gha", "s3", "azblob"];
@@ -922,6 +944,7 @@ export function parseBuildSpec(raw: RawInputs, env: ParseEnvironment): BuildSpec
   const push = bool(raw, "push", true);
   const cacheRepoRef = parseCacheRepo(raw);
   const cacheTtl = parseCacheTtl(raw);
+  const reuse = parseReuse(raw, cacheRepoRef !== undefined, push);
   const platforms = parsePlatforms(raw);
   const cacheFrom = parseCacheEntries(raw, "cache-from");
   const cacheTo = parseCacheEntries(raw, "cache-to");
@@ -973,6 +996,7 @@ export function parseBuildSpec(raw: RawInputs, env: ParseEnvironment): BuildSpec
     scheduleTimeoutSeconds,
     ttlSeconds,
     keepJob,
+    reuse,
     insecureRegistries,
     allowPrivileged,
     dryRun,
