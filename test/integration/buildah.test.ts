@@ -58,6 +58,8 @@ function spec(c: TestCluster, inputs: RawInputs = {}, workspace = makeContext())
       namespace: "ci-builds",
       kubeconfig: c.kubeconfig(),
       "cache-repo": "registry.example:5000/acme/api/cache",
+      // registry.example is no registry the runner could ask; reuse is tested in reuse.test.ts.
+      reuse: "false",
       ...inputs,
     },
     { workspace, kubeconfigPaths: [] },

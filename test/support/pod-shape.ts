@@ -87,6 +87,33 @@ export interface ShapeOptions {
 }
 
 /**
+ * A git context: the builder fetches the context itself, so the product's pod has no receiver init
+ * container (and Kaniko's no context volume). No recording has such a pod; it is replayed from a
+ * recording with a receiver, the receiver phase left out (kubelet.ts starts the builder at once
+ * when the pod has no init container). So the recorded pod is compared without its stdin receiver
+ * and without the emptyDir the submitted pod does not have.
+ */
+function withoutReceiverForGitContext(
+  submittedPod: { metadata?: any; spec: any },
+  recordedPod: { metadata?: any; spec: any },
+): { metadata?: any; spec: any } {
+  const recordedInit: any[] = recordedPod.spec.initContainers ?? [];
+  if ((submittedPod.spec.initContainers ?? []).length > 0) return recordedPod;
+  if (recordedInit.length !== 1 || !recordedInit[0].stdin) return recordedPod;
+  const submittedEmptyDirs = (submittedPod.spec.volumes ?? []).filter(
+    (v: any) => volumeKind(v) === "emptyDir",
+  ).length;
+  let emptyDirsToKeep = submittedEmptyDirs;
+  const volumes = (recordedPod.spec.volumes ?? []).filter((v: any) => {
+    if (volumeKind(v) !== "emptyDir") return true;
+    return emptyDirsToKeep-- > 0;
+  });
+  const spec = { ...recordedPod.spec, volumes };
+  delete spec.initContainers;
+  return { ...recordedPod, spec };
+}
+
+/**
  * The differences between the submitted pod and the recorded one, one line each; empty when the
  * recording may be replayed for it. One allowance: a Secret volume the recording lacks is accepted
  * when its Secret exists, since the kubelet mounts it before any container starts and its only other
@@ -102,6 +129,7 @@ export function shapeDifferences(
   options: ShapeOptions,
 ): string[] {
   const submitted = submittedPod.spec;
+  recordedPod = withoutReceiverForGitContext(submittedPod, recordedPod);
   const recorded = recordedPod.spec;
   const out: string[] = [];
   const volumes = (spec: any) => (spec.volumes ?? []) as any[];

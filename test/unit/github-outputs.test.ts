@@ -50,11 +50,11 @@ test("the summary of a reused image names the original build instead of a Job", 
     ),
   );
   expect(rows["Reused"]).toBe(
-    "built 2026-12-01T08:00:00Z from the same inputs (build key `3b1f0a9c2d4e`); no Job ran",
+    "built 2026-12-01T08:00:00Z from the same inputs (build key <code>3b1f0a9c2d4e</code>); no Job ran",
   );
   expect(rows["Namespace / Job"]).toBeUndefined();
   expect(rows["Durations"]).toBe("total 0.1 s");
   expect(Object.fromEntries(summaryRows(result()))["Namespace / Job"]).toBe(
-    "ci-builds / kib-run-1-abcde",
+    "ci-builds / <code>kib-run-1-abcde</code>",
   );
 });
