@@ -228,10 +228,11 @@ describe("watch compaction", () => {
   test("an event watch that resumes past the kept history re-lists, and a Pending problem is still named", async () => {
     cluster.useScenario("kaniko-unschedulable");
     const failing = buildFails(specFor(), { pendingGraceMs: 1500 });
-    // Once the pod's own event watch is open (the second), its history goes and it is cut.
+    // Once the pod's own event watch is open (the second), its history goes and it is cut (the
+    // Job's event watch, stopped as the pod appeared, may not have closed yet: it is cut too).
     await until(() => cluster.requests.filter((r) => r.path.endsWith("/events")).length >= 2);
     cluster.faults.expireResourceVersions();
-    expect(cluster.faults.dropOpenWatches("events")).toBe(1);
+    expect(cluster.faults.dropOpenWatches("events")).toBeGreaterThanOrEqual(1);
     const { error } = await failing;
     expect(error.kind).toBe("unschedulable");
     expect(cluster.requests.some((r) => r.path.endsWith("/events") && r.stream !== "watch")).toBe(
@@ -450,11 +451,13 @@ describe("failures a real cluster has", () => {
     const context = makeContext({ "big.bin": randomBytes(24 * 1024 * 1024).toString("latin1") });
     const reporter = recordingReporter();
     let deleting: Promise<void> | undefined;
+    // This build's pod: earlier tests' pods may still be terminating in the namespace.
+    const earlier = new Set(cluster.podNames("ci-builds"));
     const originalUpload = reporter.upload;
     reporter.upload = (progress) => {
       originalUpload(progress);
       if (!progress.done && progress.sentBytes > 0 && !deleting) {
-        const pod = cluster.podNames("ci-builds").at(-1)!;
+        const pod = cluster.podNames("ci-builds").find((name) => !earlier.has(name))!;
         deleting = adminDelete(cluster, `/api/v1/namespaces/ci-builds/pods/${pod}`);
       }
     };
