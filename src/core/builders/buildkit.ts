@@ -22,6 +22,7 @@ import {
   type BuilderPod,
   type RenderEnvironment,
 } from "./types.js";
+import { appArmorUnconfined, containerResources } from "./container.js";
 
 export const BUILDKIT_IMAGE = "moby/buildkit:v0.33.0-rootless";
 
@@ -35,8 +36,6 @@ export const BUILDKIT_DOCKER_CONFIG_DIR = `${HOME}/.docker`;
 export const BUILDKIT_METADATA_FILE = `${HOME}/metadata.json`;
 /** Tag the `cache-repo` input's cache is stored under (same repository Kaniko would use). */
 export const BUILDKIT_CACHE_TAG = "buildcache";
-/** First Kubernetes minor with the securityContext.appArmorProfile field (GA in 1.30). */
-const APPARMOR_FIELD_MINOR = 30;
 
 /**
  * The container's `sh -c` script. "$@" is `build …`; `&&` keeps buildctl's exit code when it
@@ -204,8 +203,7 @@ export function buildctlArgs(spec: BuildSpec): string[] {
 }
 
 function render(spec: BuildSpec, env: RenderEnvironment): BuilderPod {
-  const appArmorField =
-    env.serverMinorVersion !== undefined && env.serverMinorVersion >= APPARMOR_FIELD_MINOR;
+  const appArmor = appArmorUnconfined(env);
 
   const volumeMounts: V1VolumeMount[] = [
     { name: WORKSPACE_VOLUME, mountPath: CONTEXT_DIR },
@@ -246,25 +244,16 @@ function render(spec: BuildSpec, env: RenderEnvironment): BuilderPod {
       runAsUser: BUILDKIT_UID,
       runAsGroup: BUILDKIT_UID,
       seccompProfile: { type: "Unconfined" },
-      ...(appArmorField ? { appArmorProfile: { type: "Unconfined" } } : {}),
+      ...appArmor.securityContext,
     },
     volumeMounts,
   };
-  const { requests, limits } = spec.resources;
-  if (Object.keys(requests).length > 0 || Object.keys(limits).length > 0) {
-    container.resources = {
-      ...(Object.keys(requests).length > 0 ? { requests: { ...requests } } : {}),
-      ...(Object.keys(limits).length > 0 ? { limits: { ...limits } } : {}),
-    };
-  }
+  const resources = containerResources(spec);
+  if (resources) container.resources = resources;
 
   const volumes: V1Volume[] = [{ name: BUILDKIT_STATE_VOLUME, emptyDir: {} }];
   const pod: BuilderPod = { container, volumes };
-  if (!appArmorField) {
-    pod.podAnnotations = {
-      [`container.apparmor.security.beta.kubernetes.io/${BUILD_CONTAINER}`]: "unconfined",
-    };
-  }
+  if (appArmor.podAnnotations) pod.podAnnotations = appArmor.podAnnotations;
   return pod;
 }
 

@@ -27,6 +27,7 @@ import {
   type BuilderPod,
   type RenderEnvironment,
 } from "./types.js";
+import { containerResources } from "./container.js";
 
 /** Pinned release of the maintained fork (upstream gcr.io/kaniko-project was archived 2025-06-03). */
 export const KANIKO_IMAGE = "ghcr.io/osscontainertools/kaniko:v1.28.2";
@@ -105,13 +106,8 @@ function render(spec: BuildSpec, env: RenderEnvironment): BuilderPod {
     terminationMessagePath: "/dev/termination-log",
     terminationMessagePolicy: "File",
   };
-  const { requests, limits } = spec.resources;
-  if (Object.keys(requests).length > 0 || Object.keys(limits).length > 0) {
-    container.resources = {
-      ...(Object.keys(requests).length > 0 ? { requests: { ...requests } } : {}),
-      ...(Object.keys(limits).length > 0 ? { limits: { ...limits } } : {}),
-    };
-  }
+  const resources = containerResources(spec);
+  if (resources) container.resources = resources;
   return { container, volumes: [] };
 }
 
