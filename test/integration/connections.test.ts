@@ -40,10 +40,10 @@ test("a build's requests reuse connections instead of opening one each", async (
     unsubscribe("undici:client:connected", onConnected);
     unsubscribe("undici:client:sendHeaders", onRequest);
   }
-  // The pod watch, the events watch and the log follow stay open side by side; the short requests
-  // (namespace read, Job create, deletes) take a free connection from the pool.
+  // The pod watch, the events watches and the log reads are open side by side (how many at once
+  // depends on timing); the short requests after the first (Job create, Job delete) take a free
+  // connection from the pool. Without the pool, every request opens its own.
   expect(requests).toBeGreaterThanOrEqual(7);
-  expect(connections).toBeLessThan(requests);
-  expect(connections).toBeLessThanOrEqual(5);
+  expect(connections).toBeLessThanOrEqual(requests - 2);
   expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
 });
