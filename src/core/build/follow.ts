@@ -76,6 +76,16 @@ async function sendContext(run: BuildRun, contextPlan: ContextPlan): Promise<voi
     if (!tracker.running(CONTEXT_CONTAINER)) await failFromPod(run);
     let files = 0;
     let bytes = 0;
+    // The receiver's end (or the pod's) ends the upload: a node need not close the attach stream
+    // when the container it feeds is killed, and an upload waiting on a socket nobody reads would
+    // wait for the Job's deadline.
+    const receiverEnded = new AbortController();
+    void tracker
+      .until(() => Boolean(tracker.terminated(CONTEXT_CONTAINER)) || tracker.gone)
+      .then(
+        () => receiverEnded.abort(),
+        () => receiverEnded.abort(),
+      );
     const result = await uploadContext(
       {
         kubeConfig: run.connection.kubeConfig,
@@ -92,11 +102,12 @@ async function sendContext(run: BuildRun, contextPlan: ContextPlan): Promise<voi
           },
         }),
       {
-        signal: run.streams.signal,
+        signal: AbortSignal.any([run.streams.signal, receiverEnded.signal]),
         onProgress: (sentBytes, elapsedMs) =>
           reporter.upload({ files, bytes, sentBytes, elapsedMs, done: false }),
       },
     ).catch(async (error: unknown) => {
+      if (run.streams.signal.aborted) throw error;
       // The stream ends when the receiver does: when the pod is being deleted, that is the news.
       await tracker.until(
         () => tracker.deleting || Boolean(tracker.terminated(CONTEXT_CONTAINER)),
