@@ -2,7 +2,7 @@
  * The Job's deadline ends the build even when a stream in flight would not: an upload whose
  * connection stalls, a log stream that stays open and silent after the pod is gone (connections
  * black-holed between the API server and the node). build() then fails with the deadline's words
- * and deletes what it created.
+ * and deletes what it created. And the receiver's end stops an upload whose stream stays open.
  */
 import { randomBytes } from "node:crypto";
 import { build } from "../../src/core/build.js";
@@ -69,3 +69,26 @@ test("a log stream that stays open past the deadline ends with it, with the dead
   );
   expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
 }, 30_000);
+
+test("an upload whose connection stalls ends when its receiver is killed (the pod deleted), not at the deadline", async () => {
+  cluster.useScenario("kaniko-success-cold");
+  const context = makeContext({ "big.txt": randomBytes(1_500_000).toString("base64") });
+  const earlier = new Set(cluster.podNames("ci-builds"));
+  const stalled = cluster.faults.stallNextAttach({ afterBytes: 64 * 1024 }).then(async () => {
+    const pod = cluster.podNames("ci-builds").find((name) => !earlier.has(name))!;
+    const { Agent, fetch } = await import("undici");
+    await fetch(`${cluster.url}/api/v1/namespaces/ci-builds/pods/${pod}`, {
+      method: "DELETE",
+      headers: { authorization: `Bearer ${cluster.adminToken}` },
+      dispatcher: new Agent({ connect: { ca: cluster.caPem } }),
+    });
+  });
+  // A deadline far away: only the receiver's end can stop this upload in time.
+  const { error } = await failure(specFor(context, { timeout: "10m" }));
+  await stalled;
+  expect(error.kind).toBe("pod-deleted");
+  expect(error.message).toMatch(
+    /^the build pod was deleted before the build finished \(context was stopped, exit code 137\)$/,
+  );
+  expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
+}, 20_000);
