@@ -105,12 +105,15 @@ export function eventProblem(event: CoreV1Event): PendingProblem | undefined {
       // On the Job: the pod itself was refused (Pod Security admission, quota, LimitRange).
       const detail = message.replace(/^Error creating: /, "");
       const podSecurity = /violates PodSecurity/.test(detail);
+      // A quota that needs requests or limits the pod does not state refuses the same pod every
+      // time; one whose room is used up ("exceeded quota") may free up.
+      const quotaNeedsResources = /failed quota: .*must specify /.test(detail);
       return {
         kind: podSecurity ? "pod-security" : "api",
         key: "pod-create",
         message: `the Job cannot create its pod: ${detail}`,
-        // Admission will refuse the same pod again; a quota may free up.
-        immediate: podSecurity,
+        // Admission will refuse the same pod again.
+        immediate: podSecurity || quotaNeedsResources,
       };
     }
     case "Failed":
