@@ -4,9 +4,9 @@ import { BuildFailure } from "../../src/core/errors.js";
 import {
   capacitySignal,
   podEndedByNode,
-  PodTracker,
   type PendingProblem,
-} from "../../src/core/cluster/pod-tracker.js";
+} from "../../src/core/cluster/pod-problems.js";
+import { PodTracker } from "../../src/core/cluster/pod-tracker.js";
 
 function pendingPod(over: Partial<NonNullable<V1Pod["status"]>> = {}): V1Pod {
   return { metadata: { name: "kib-x-abcde", uid: "u1" }, status: { phase: "Pending", ...over } };
