@@ -13,7 +13,7 @@
 import { posix } from "node:path";
 import type { V1Container, V1EnvVar, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
 import type { BuildSpec } from "../types.js";
-import { appArmorUnconfined, containerResources } from "./container.js";
+import { appArmorUnconfined, buildxCacheInput, containerResources } from "./container.js";
 import {
   BUILD_CONTAINER,
   BUILD_SECRETS_DIR,
@@ -157,8 +157,7 @@ export const buildah: Builder = {
           "Buildah builds one platform per build here (several need a manifest list and emulators on the node); give one, or use builder: buildkit for multi-platform images",
       };
     }
-    const buildxCache =
-      spec.cacheFrom.length > 0 ? "cache-from" : spec.cacheTo.length > 0 ? "cache-to" : undefined;
+    const buildxCache = buildxCacheInput(spec);
     if (buildxCache) {
       return {
         input: buildxCache,

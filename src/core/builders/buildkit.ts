@@ -121,6 +121,20 @@ function fieldValue(fields: string[], key: string): string | undefined {
 }
 
 /**
+ * The registry cache that `cache-repo` means for BuildKit (and BuildKit in dockerd):
+ * `<cache-repo>:buildcache`, every layer exported (mode=max), a failed export only warned about.
+ */
+export function registryCacheEntries(spec: BuildSpec): { from: string; to: string } | undefined {
+  if (spec.cacheRepo === undefined) return undefined;
+  const ref = `${spec.cacheRepo}:${BUILDKIT_CACHE_TAG}`;
+  const flag = isInsecure(ref, spec.insecureRegistries) ? ["registry.insecure=true"] : [];
+  return {
+    from: ["type=registry", `ref=${ref}`, ...flag].join(","),
+    to: ["type=registry", `ref=${ref}`, "mode=max", ...flag, "ignore-error=true"].join(","),
+  };
+}
+
+/**
  * One `cache-from`/`cache-to` entry as buildctl takes it. A bare reference (buildx accepts
  * `user/app:cache`) means `type=registry,ref=…`; a registry ref on an insecure registry gets
  * `registry.insecure=true`; a cache export gets `ignore-error=true` unless it says otherwise.
@@ -184,14 +198,10 @@ export function buildctlArgs(spec: BuildSpec): string[] {
     args.push("--secret", `id=${id},src=${posix.join(BUILD_SECRETS_DIR, id)}`);
 
   const insecure = spec.insecureRegistries;
-  if (spec.cacheRepo !== undefined) {
-    const ref = `${spec.cacheRepo}:${BUILDKIT_CACHE_TAG}`;
-    const flag = isInsecure(ref, insecure) ? ["registry.insecure=true"] : [];
-    args.push("--import-cache", ["type=registry", `ref=${ref}`, ...flag].join(","));
-    args.push(
-      "--export-cache",
-      ["type=registry", `ref=${ref}`, "mode=max", ...flag, "ignore-error=true"].join(","),
-    );
+  const registryCache = registryCacheEntries(spec);
+  if (registryCache) {
+    args.push("--import-cache", registryCache.from);
+    args.push("--export-cache", registryCache.to);
   }
   for (const entry of spec.cacheFrom)
     args.push("--import-cache", cacheEntry(entry, insecure, false));

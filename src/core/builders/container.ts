@@ -34,3 +34,10 @@ export function appArmorUnconfined(env: RenderEnvironment): {
     },
   };
 }
+
+/** The buildx-style cache input a spec uses (only BuildKit reads those), if any. */
+export function buildxCacheInput(spec: BuildSpec): "cache-from" | "cache-to" | undefined {
+  if (spec.cacheFrom.length > 0) return "cache-from";
+  if (spec.cacheTo.length > 0) return "cache-to";
+  return undefined;
+}

@@ -12,7 +12,7 @@
 import { posix } from "node:path";
 import type { V1Container, V1EnvVar, V1Volume, V1VolumeMount } from "@kubernetes/client-node";
 import type { BuildSpec } from "../types.js";
-import { cacheEntry, isInsecure, warningFor, BUILDKIT_CACHE_TAG } from "./buildkit.js";
+import { cacheEntry, registryCacheEntries, warningFor } from "./buildkit.js";
 import { containerResources } from "./container.js";
 import {
   BUILD_CONTAINER,
@@ -103,14 +103,10 @@ export function dockerArgs(spec: BuildSpec): string[] {
     args.push("--secret", `id=${id},src=${posix.join(BUILD_SECRETS_DIR, id)}`);
 
   const insecure = spec.insecureRegistries;
-  if (spec.cacheRepo !== undefined) {
-    const ref = `${spec.cacheRepo}:${BUILDKIT_CACHE_TAG}`;
-    const flag = isInsecure(ref, insecure) ? ["registry.insecure=true"] : [];
-    args.push("--cache-from", ["type=registry", `ref=${ref}`, ...flag].join(","));
-    args.push(
-      "--cache-to",
-      ["type=registry", `ref=${ref}`, "mode=max", ...flag, "ignore-error=true"].join(","),
-    );
+  const registryCache = registryCacheEntries(spec);
+  if (registryCache) {
+    args.push("--cache-from", registryCache.from);
+    args.push("--cache-to", registryCache.to);
   }
   for (const entry of spec.cacheFrom) args.push("--cache-from", cacheEntry(entry, insecure, false));
   for (const entry of spec.cacheTo) args.push("--cache-to", cacheEntry(entry, insecure, true));

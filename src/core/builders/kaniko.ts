@@ -27,7 +27,7 @@ import {
   type BuilderPod,
   type RenderEnvironment,
 } from "./types.js";
-import { containerResources } from "./container.js";
+import { buildxCacheInput, containerResources } from "./container.js";
 
 /** Pinned release of the maintained fork (upstream gcr.io/kaniko-project was archived 2025-06-03). */
 export const KANIKO_IMAGE = "ghcr.io/osscontainertools/kaniko:v1.28.2";
@@ -125,8 +125,7 @@ export const kaniko: Builder = {
           "Kaniko builds for the node it runs on and cannot build several platforms; use builder: buildkit for multi-platform images",
       };
     }
-    const buildxCache =
-      spec.cacheFrom.length > 0 ? "cache-from" : spec.cacheTo.length > 0 ? "cache-to" : undefined;
+    const buildxCache = buildxCacheInput(spec);
     if (buildxCache) {
       return {
         input: buildxCache,
