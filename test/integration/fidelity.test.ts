@@ -419,6 +419,36 @@ describe("failures a real cluster has", () => {
     expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
   });
 
+  test("a pod still Pending when the Job's deadline kills it ends with the deadline's words", async () => {
+    cluster.useScenario("kaniko-unschedulable");
+    // A grace longer than the test: only the Job's deadline (the Job controller deletes the pod)
+    // can end this build, and the Job's condition names it.
+    const { error } = await buildFails(specFor({ timeout: "1s" }), {
+      pendingGraceMs: 600_000,
+      deadlineSlackMs: 600_000,
+    });
+    expect(error.kind).toBe("deadline-exceeded");
+    expect(error.message).toBe(
+      "the build exceeded its timeout of 1s (the Job's activeDeadlineSeconds) and was stopped",
+    );
+    expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
+  });
+
+  test("a Pending pod deleted from outside ends the build, named as such", async () => {
+    cluster.useScenario("kaniko-unschedulable");
+    const earlier = new Set(cluster.podNames("ci-builds"));
+    const failing = buildFails(specFor(), { pendingGraceMs: 600_000 });
+    let pod: string | undefined;
+    await until(
+      () => (pod = cluster.podNames("ci-builds").find((n) => !earlier.has(n))) !== undefined,
+    );
+    await adminDelete(cluster, `/api/v1/namespaces/ci-builds/pods/${pod}?gracePeriodSeconds=0`);
+    const { error } = await failing;
+    expect(error.kind).toBe("pod-deleted");
+    expect(error.message).toBe("the build pod was deleted before the build finished");
+    expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
+  });
+
   test("the pod deleted from outside mid-build ends the build, named as such", async () => {
     cluster.useScenario("kaniko-deadline");
     const reporter = recordingReporter();

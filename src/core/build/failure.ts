@@ -20,7 +20,16 @@ export async function jobFailure(run: BuildRun): Promise<BuildFailure | undefine
         (condition.type === "Failed" || condition.type === "FailureTarget") &&
         condition.status === "True",
     );
-    if (failed?.reason === "DeadlineExceeded") {
+    // Before 1.31 the Job controller deletes the pods at its deadline first and writes the Failed
+    // condition after: a pod gone in between, with the deadline already past, went for it.
+    const deadline = job.spec?.activeDeadlineSeconds;
+    const startTime = job.status?.startTime;
+    const pastDeadline =
+      !failed &&
+      deadline !== undefined &&
+      startTime !== undefined &&
+      Date.now() >= new Date(startTime).getTime() + deadline * 1000;
+    if (failed?.reason === "DeadlineExceeded" || pastDeadline) {
       return new BuildFailure(
         "deadline-exceeded",
         `the build exceeded its timeout of ${formatDuration(run.spec.timeoutSeconds)} (the Job's activeDeadlineSeconds) and was stopped`,

@@ -65,7 +65,12 @@ export async function planBuild(spec: BuildSpec, options: BuildOptions): Promise
     timings: { submitMs: 0, scheduleMs: 0, uploadMs: 0, buildMs: 0 },
     tracker: new PodTracker({
       pendingGraceMs: options.pendingGraceMs ?? 30_000,
-      scheduleTimeoutMs: spec.scheduleTimeoutSeconds * 1000,
+      // A schedule-timeout as long as the Job's own deadline adds nothing: the deadline ends the
+      // build at that moment, in its own words.
+      scheduleTimeoutMs:
+        spec.scheduleTimeoutSeconds < spec.timeoutSeconds
+          ? spec.scheduleTimeoutSeconds * 1000
+          : undefined,
       scheduleTimeoutText: formatDuration(spec.scheduleTimeoutSeconds),
       onProblem: (problem) => reporter.warn(problem.message),
       onNotice: (message, level) =>
