@@ -13,6 +13,7 @@ import {
   makeContext,
   NOTHING_LEFT,
   recordingReporter,
+  serverRequest,
   waitForEmpty,
 } from "./helpers.js";
 
@@ -249,14 +250,7 @@ describe("the context where Kaniko never snapshots", () => {
 });
 
 async function fetchDelete(path: string) {
-  const { Agent } = await import("undici");
-  const dispatcher = new Agent({ connect: { ca: cluster.caPem } });
-  const { fetch } = await import("undici");
-  await fetch(`${cluster.url}${path}`, {
-    method: "DELETE",
-    headers: { authorization: `Bearer ${cluster.adminToken}` },
-    dispatcher,
-  });
+  await serverRequest(cluster, path, { method: "DELETE" });
 }
 
 describe("failures are one line and leave nothing", () => {

@@ -8,7 +8,14 @@ import { build, renderBuildManifests } from "../../src/core/build.js";
 import { BuildFailure, InputError } from "../../src/core/errors.js";
 import { parseBuildSpec, type RawInputs } from "../../src/core/spec/spec.js";
 import { startTestCluster, type TestCluster } from "../support/cluster.js";
-import { makeContext, NOTHING_LEFT, recordingReporter, waitForEmpty } from "./helpers.js";
+import {
+  failureOf,
+  makeContext,
+  NOTHING_LEFT,
+  recordingReporter,
+  serverRequest,
+  waitForEmpty,
+} from "./helpers.js";
 
 const RECORDINGS = "test/support/recordings";
 /** The digest the recorded `buildah push --digestfile` wrote (equal to the registry's). */
@@ -251,14 +258,11 @@ test("--dry-run manifests are accepted by the API server (server-side dry run), 
     namespace: "ci-builds",
   });
   const { job, secrets } = renderBuildManifests(s, "bh");
-  const { Agent, fetch } = await import("undici");
-  const dispatcher = new Agent({ connect: { ca: cluster.caPem } });
   const post = (path: string, body: unknown) =>
-    fetch(`${cluster.url}${path}?dryRun=All&fieldValidation=Strict`, {
+    serverRequest(cluster, `${path}?dryRun=All&fieldValidation=Strict`, {
       method: "POST",
-      headers: { authorization: `Bearer ${cluster.token}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-      dispatcher,
+      body,
+      token: cluster.token,
     });
   for (const secret of secrets)
     expect((await post("/api/v1/namespaces/ci-builds/secrets", secret)).status).toBe(201);
@@ -287,26 +291,14 @@ test("the Pod Security preflight refuses baseline and restricted namespaces befo
 });
 
 async function deleteJob(c: TestCluster, job: string) {
-  const { Agent, fetch } = await import("undici");
-  await fetch(
-    `${c.url}/apis/batch/v1/namespaces/ci-builds/jobs/${job}?propagationPolicy=Background`,
+  await serverRequest(
+    c,
+    `/apis/batch/v1/namespaces/ci-builds/jobs/${job}?propagationPolicy=Background`,
     {
       method: "DELETE",
-      headers: { authorization: `Bearer ${c.token}` },
-      dispatcher: new Agent({ connect: { ca: c.caPem } }),
+      token: c.token,
     },
   );
-}
-
-/** The BuildFailure a build ended with; a build that succeeds fails the test. */
-async function failureOf(run: Promise<unknown>): Promise<BuildFailure> {
-  try {
-    await run;
-  } catch (error) {
-    if (error instanceof BuildFailure) return error;
-    throw error;
-  }
-  throw new Error("the build succeeded");
 }
 
 test("without the right to read namespaces, Pod Security admission's refusal of the pod ends the build at once", async () => {

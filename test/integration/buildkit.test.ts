@@ -9,7 +9,13 @@ import { build } from "../../src/core/build.js";
 import { BuildFailure } from "../../src/core/errors.js";
 import { parseBuildSpec, type RawInputs } from "../../src/core/spec/spec.js";
 import { startTestCluster, type TestCluster } from "../support/cluster.js";
-import { makeContext, NOTHING_LEFT, recordingReporter, waitForEmpty } from "./helpers.js";
+import {
+  makeContext,
+  NOTHING_LEFT,
+  recordingReporter,
+  serverRequest,
+  waitForEmpty,
+} from "./helpers.js";
 
 /** The digest the recorded build wrote to its termination message. */
 const RECORDED_DIGEST = readFileSync(
@@ -258,14 +264,10 @@ test("the Pod Security preflight refuses a restricted namespace before anything 
 });
 
 async function fetchCleanup(c: TestCluster, job: string) {
-  const { Agent, fetch } = await import("undici");
-  await fetch(
-    `${c.url}/apis/batch/v1/namespaces/ci-builds/jobs/${job}?propagationPolicy=Background`,
-    {
-      method: "DELETE",
-      headers: { authorization: `Bearer ${c.adminToken}` },
-      dispatcher: new Agent({ connect: { ca: c.caPem } }),
-    },
+  await serverRequest(
+    c,
+    `/apis/batch/v1/namespaces/ci-builds/jobs/${job}?propagationPolicy=Background`,
+    { method: "DELETE" },
   );
 }
 

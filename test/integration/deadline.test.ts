@@ -9,7 +9,13 @@ import { build } from "../../src/core/build.js";
 import { BuildFailure } from "../../src/core/errors.js";
 import { parseBuildSpec, type RawInputs } from "../../src/core/spec/spec.js";
 import { startTestCluster, type TestCluster } from "../support/cluster.js";
-import { makeContext, NOTHING_LEFT, recordingReporter, waitForEmpty } from "./helpers.js";
+import {
+  makeContext,
+  NOTHING_LEFT,
+  recordingReporter,
+  serverRequest,
+  waitForEmpty,
+} from "./helpers.js";
 
 let cluster: TestCluster;
 beforeAll(async () => {
@@ -76,11 +82,8 @@ test("an upload whose connection stalls ends when its receiver is killed (the po
   const earlier = new Set(cluster.podNames("ci-builds"));
   const stalled = cluster.faults.stallNextAttach({ afterBytes: 64 * 1024 }).then(async () => {
     const pod = cluster.podNames("ci-builds").find((name) => !earlier.has(name))!;
-    const { Agent, fetch } = await import("undici");
-    await fetch(`${cluster.url}/api/v1/namespaces/ci-builds/pods/${pod}`, {
+    await serverRequest(cluster, `/api/v1/namespaces/ci-builds/pods/${pod}`, {
       method: "DELETE",
-      headers: { authorization: `Bearer ${cluster.adminToken}` },
-      dispatcher: new Agent({ connect: { ca: cluster.caPem } }),
     });
   });
   // A deadline far away: only the receiver's end can stop this upload in time.

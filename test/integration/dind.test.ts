@@ -9,7 +9,14 @@ import { BuildFailure, InputError } from "../../src/core/errors.js";
 import { parseBuildSpec, type RawInputs } from "../../src/core/spec/spec.js";
 import type { BuildSpec } from "../../src/core/types.js";
 import { startTestCluster, type TestCluster } from "../support/cluster.js";
-import { makeContext, NOTHING_LEFT, recordingReporter, waitForEmpty } from "./helpers.js";
+import {
+  failureOf,
+  makeContext,
+  NOTHING_LEFT,
+  recordingReporter,
+  serverRequest,
+  waitForEmpty,
+} from "./helpers.js";
 
 const RECORDINGS = "test/support/recordings";
 /** The digest the recorded `docker push` printed (equal to the registry's). */
@@ -221,14 +228,11 @@ test("--dry-run manifests are accepted by the API server (server-side dry run)",
     spec({ "registry-username": "ci", "registry-password": "pw-123", secrets: "npmrc=abc" }),
     "dd",
   );
-  const { Agent, fetch } = await import("undici");
-  const dispatcher = new Agent({ connect: { ca: cluster.caPem } });
   const post = (path: string, body: unknown) =>
-    fetch(`${cluster.url}${path}?dryRun=All&fieldValidation=Strict`, {
+    serverRequest(cluster, `${path}?dryRun=All&fieldValidation=Strict`, {
       method: "POST",
-      headers: { authorization: `Bearer ${cluster.token}`, "content-type": "application/json" },
-      body: JSON.stringify(body),
-      dispatcher,
+      body,
+      token: cluster.token,
     });
   for (const secret of secrets)
     expect((await post("/api/v1/namespaces/ci-builds/secrets", secret)).status).toBe(201);
@@ -260,24 +264,9 @@ test("the Pod Security preflight refuses baseline and restricted namespaces befo
 });
 
 async function deleteJob(job: string) {
-  const { Agent, fetch } = await import("undici");
-  await fetch(
-    `${cluster.url}/apis/batch/v1/namespaces/ci-builds/jobs/${job}?propagationPolicy=Background`,
-    {
-      method: "DELETE",
-      headers: { authorization: `Bearer ${cluster.token}` },
-      dispatcher: new Agent({ connect: { ca: cluster.caPem } }),
-    },
+  await serverRequest(
+    cluster,
+    `/apis/batch/v1/namespaces/ci-builds/jobs/${job}?propagationPolicy=Background`,
+    { method: "DELETE", token: cluster.token },
   );
-}
-
-/** The BuildFailure a build ended with; a build that succeeds fails the test. */
-async function failureOf(run: Promise<unknown>): Promise<BuildFailure> {
-  try {
-    await run;
-  } catch (error) {
-    if (error instanceof BuildFailure) return error;
-    throw error;
-  }
-  throw new Error("the build succeeded");
 }

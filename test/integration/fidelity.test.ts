@@ -14,6 +14,7 @@ import {
   makeContext,
   NOTHING_LEFT,
   recordingReporter,
+  serverRequest,
   waitForEmpty,
 } from "./helpers.js";
 
@@ -64,17 +65,16 @@ async function buildFails(
 
 /** Deletes what a build left, as an admin would (for the tests that show a leftover). */
 async function adminCleanUp(c: TestCluster, namespace = "ci-builds") {
-  const { Agent, fetch } = await import("undici");
-  const dispatcher = new Agent({ connect: { ca: c.caPem } });
   const left = leftovers(c, namespace);
   for (const [group, resource, names] of [
     ["/apis/batch/v1", "jobs", left.jobs],
     ["/api/v1", "secrets", left.secrets],
   ] as const) {
     for (const name of names)
-      await fetch(
-        `${c.url}${group}/namespaces/${namespace}/${resource}/${name}?propagationPolicy=Background`,
-        { method: "DELETE", headers: { authorization: `Bearer ${c.adminToken}` }, dispatcher },
+      await serverRequest(
+        c,
+        `${group}/namespaces/${namespace}/${resource}/${name}?propagationPolicy=Background`,
+        { method: "DELETE" },
       );
   }
   return waitForEmpty(c, namespace);
@@ -251,13 +251,10 @@ describe("watch compaction", () => {
       });
       expect(result.digest).toBe(DIGEST);
       expect(await waitForEmpty(small)).toEqual(NOTHING_LEFT);
-      const { Agent, fetch } = await import("undici");
-      const response = await fetch(
-        `${small.url}/api/v1/namespaces/ci-builds/pods?watch=true&resourceVersion=1001`,
-        {
-          headers: { authorization: `Bearer ${small.token}` },
-          dispatcher: new Agent({ connect: { ca: small.caPem } }),
-        },
+      const response = await serverRequest(
+        small,
+        "/api/v1/namespaces/ci-builds/pods?watch=true&resourceVersion=1001",
+        { token: small.token },
       );
       const first = JSON.parse((await response.text()).split("\n")[0]!);
       expect(first.type).toBe("ERROR");
@@ -540,11 +537,6 @@ async function until(condition: () => boolean, ms = 10_000) {
 }
 
 async function adminDelete(c: TestCluster, path: string) {
-  const { Agent, fetch } = await import("undici");
-  const response = await fetch(`${c.url}${path}`, {
-    method: "DELETE",
-    headers: { authorization: `Bearer ${c.adminToken}` },
-    dispatcher: new Agent({ connect: { ca: c.caPem } }),
-  });
+  const response = await serverRequest(c, path, { method: "DELETE" });
   expect(response.status).toBe(200);
 }

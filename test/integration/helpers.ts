@@ -3,6 +3,7 @@ import { chmodSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from "n
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { LogLine, Reporter, UploadProgress } from "../../src/core/reporter.js";
+import { BuildFailure } from "../../src/core/errors.js";
 import type { TestCluster } from "../support/cluster.js";
 
 /** The recorded context (Dockerfile, app.txt, .dockerignore) plus files .dockerignore must keep out. */
@@ -86,4 +87,36 @@ export async function waitForEmpty(cluster: TestCluster, namespace = "ci-builds"
       return left;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/**
+ * A request to the test server outside client-node: a test's own hands (an admin deleting a pod,
+ * a server-side dry run). The admin token unless another is given; the body is sent as JSON.
+ */
+export async function serverRequest(
+  cluster: TestCluster,
+  path: string,
+  init: { method?: string; body?: unknown; token?: string } = {},
+) {
+  const { Agent, fetch } = await import("undici");
+  return fetch(`${cluster.url}${path}`, {
+    method: init.method ?? "GET",
+    headers: {
+      authorization: `Bearer ${init.token ?? cluster.adminToken}`,
+      ...(init.body === undefined ? {} : { "content-type": "application/json" }),
+    },
+    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+    dispatcher: new Agent({ connect: { ca: cluster.caPem } }),
+  });
+}
+
+/** The BuildFailure a build ended with; a build that succeeds fails the test. */
+export async function failureOf(run: Promise<unknown>): Promise<BuildFailure> {
+  try {
+    await run;
+  } catch (error) {
+    if (error instanceof BuildFailure) return error;
+    throw error;
+  }
+  throw new Error("the build succeeded");
 }
