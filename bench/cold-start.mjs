@@ -19,7 +19,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { build } from "esbuild";
+import { bundleSources } from "./bundle-sources.mjs";
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => {
@@ -39,30 +39,10 @@ if (!existsSync(path.join(repo, "dist/lib.js"))) {
 const work = mkdtempSync(path.join(tmpdir(), "k8sib-bench-cold-"));
 let cluster;
 try {
-  const support = path.join(work, "support.mjs");
-  await build({
-    stdin: {
-      contents: `export { startTestCluster } from "./test/support/cluster.ts";`,
-      resolveDir: repo,
-      loader: "ts",
-      sourcefile: "support.ts",
-    },
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    outfile: support,
-    logLevel: "warning",
-    // The test server finds its recordings next to its own source file.
-    define: {
-      "import.meta.url": JSON.stringify(
-        pathToFileURL(path.join(repo, "test/support/recordings.ts")).href,
-      ),
-    },
-    banner: {
-      js: "import { createRequire as __kibCreateRequire } from 'node:module'; const require = __kibCreateRequire(import.meta.url);",
-    },
-  });
-  const { startTestCluster } = await import(pathToFileURL(support).href);
+  const { startTestCluster } = await bundleSources(
+    `export { startTestCluster } from "./test/support/cluster.ts";`,
+    path.join(work, "support.mjs"),
+  );
   cluster = await startTestCluster();
   cluster.createNamespace("ci-builds");
   cluster.useScenario("kaniko-success-cold");

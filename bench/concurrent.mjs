@@ -18,7 +18,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { build as esbuild } from "esbuild";
+import { bundleSources } from "./bundle-sources.mjs";
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => {
@@ -35,32 +35,14 @@ const work = mkdtempSync(path.join(tmpdir(), "k8sib-bench-concurrent-"));
 let cluster;
 try {
   const bundle = path.join(work, "engine.mjs");
-  await esbuild({
-    stdin: {
-      contents: `
+  const E = await bundleSources(
+    `
 export { build } from "./src/core/build.ts";
 export { parseBuildSpec } from "./src/core/spec/spec.ts";
 export { startTestCluster } from "./test/support/cluster.ts";
 `,
-      resolveDir: repo,
-      loader: "ts",
-      sourcefile: "engine.ts",
-    },
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    outfile: bundle,
-    logLevel: "error",
-    define: {
-      "import.meta.url": JSON.stringify(
-        pathToFileURL(path.join(repo, "test/support/recordings.ts")).href,
-      ),
-    },
-    banner: {
-      js: "import { createRequire as __kibCreateRequire } from 'node:module'; const require = __kibCreateRequire(import.meta.url);",
-    },
-  });
-  const E = await import(pathToFileURL(bundle).href);
+    bundle,
+  );
   // The test server, in its own process: answers "kubeconfig", "reset" and "count" over IPC.
   const server = path.join(work, "server.mjs");
   writeFileSync(

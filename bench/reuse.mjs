@@ -16,8 +16,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
-import { fileURLToPath, pathToFileURL } from "node:url";
-import { build as esbuild } from "esbuild";
+import { bundleSources } from "./bundle-sources.mjs";
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => {
@@ -26,7 +25,6 @@ const option = (name, fallback) => {
 };
 const rounds = option("rounds", 3);
 const timeScale = option("time-scale", 1);
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 if (spawnSync("docker-registry", ["--version"], { stdio: "ignore" }).status !== 0) {
@@ -38,36 +36,16 @@ const work = mkdtempSync(path.join(tmpdir(), "k8sib-bench-reuse-"));
 let cluster;
 let registry;
 try {
-  const bundle = path.join(work, "engine.mjs");
-  await esbuild({
-    stdin: {
-      contents: `
+  const E = await bundleSources(
+    `
 export { build } from "./src/core/build.ts";
 export { parseBuildSpec } from "./src/core/spec/spec.ts";
 export { startTestCluster } from "./test/support/cluster.ts";
 export { startRegistry, TEST_USER, TEST_PASSWORD } from "./test/support/registry.ts";
 export { builderPush } from "./test/support/builder-push.ts";
 `,
-      resolveDir: repo,
-      loader: "ts",
-      sourcefile: "engine.ts",
-    },
-    bundle: true,
-    platform: "node",
-    format: "esm",
-    outfile: bundle,
-    logLevel: "error",
-    // The test server finds its recordings next to its own source file.
-    define: {
-      "import.meta.url": JSON.stringify(
-        pathToFileURL(path.join(repo, "test/support/recordings.ts")).href,
-      ),
-    },
-    banner: {
-      js: "import { createRequire as __kibCreateRequire } from 'node:module'; const require = __kibCreateRequire(import.meta.url);",
-    },
-  });
-  const E = await import(pathToFileURL(bundle).href);
+    path.join(work, "engine.mjs"),
+  );
 
   let registryRequests = 0;
   const fetch0 = globalThis.fetch;
