@@ -30,7 +30,7 @@ export const INPUT_DOCS: Record<string, { description: string; default?: string 
     "description": "Kaniko and Buildah only — maximum age of cached layers, as a duration like 168h (Kaniko's default is two weeks)."
   },
   "reuse": {
-    "description": "Reuse an image built earlier from the same inputs instead of building: auto (default) reuses when cache-repo is given and the image is pushed; false always builds; true is auto that fails without cache-repo. The build key (a sha256 of the Dockerfile, the context files after .dockerignore, build args, target, labels, platforms, builder and builder image, secret ids) is recorded as the tag <cache-repo>:kib-<key>.",
+    "description": "Reuse an image built earlier from the same inputs instead of building: auto (default) reuses when cache-repo is given and the image is pushed; never (or false) always builds; true is auto that fails without cache-repo. The build key (a sha256 of the Dockerfile, the context files after .dockerignore, build args, target, labels, platforms, builder and builder image, secret ids) is recorded as the tag <cache-repo>:kib-<key>.",
     "default": "auto"
   },
   "platforms": {

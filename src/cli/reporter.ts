@@ -1,5 +1,6 @@
 /** The engine's Reporter for a terminal or a GitLab job log (collapsible sections there). */
 import type { LogLine, Reporter, UploadProgress } from "../core/reporter.js";
+import { formatCount } from "../core/build/format.js";
 
 export interface CliReporterOptions {
   gitlab: boolean;
@@ -50,7 +51,7 @@ export function createCliReporter(options: CliReporterOptions): Reporter & { mas
       lastProgressAt = t;
       const seconds = Math.max(progress.elapsedMs / 1000, 0.001);
       write(
-        `Sending context: ${progress.files.toLocaleString("en-US")} files, ${(progress.bytes / 1048576).toFixed(1)} MiB … ${(progress.sentBytes / 1048576 / seconds).toFixed(1)} MiB/s`,
+        `Sending context: ${formatCount(progress.files)} files, ${(progress.bytes / 1048576).toFixed(1)} MiB … ${(progress.sentBytes / 1048576 / seconds).toFixed(1)} MiB/s`,
       );
     },
     mask(secret) {

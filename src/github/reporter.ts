@@ -2,6 +2,7 @@
 import { randomBytes } from "node:crypto";
 import * as core from "@actions/core";
 import type { LogLine, Reporter, UploadProgress } from "../core/reporter.js";
+import { formatCount } from "../core/build/format.js";
 import { maskOnce } from "./mask.js";
 
 function mib(bytes: number): string {
@@ -45,7 +46,7 @@ export function createGitHubReporter(
       lastProgressAt = now;
       const seconds = Math.max(progress.elapsedMs / 1000, 0.001);
       core.info(
-        `Sending context: ${progress.files.toLocaleString("en-US")} files, ${mib(progress.bytes)} … ${mib(progress.sentBytes / seconds)}/s`,
+        `Sending context: ${formatCount(progress.files)} files, ${mib(progress.bytes)} … ${mib(progress.sentBytes / seconds)}/s`,
       );
     },
     mask: (secret) => maskOnce(secret),

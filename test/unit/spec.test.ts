@@ -443,6 +443,8 @@ describe("reuse", () => {
     [{ ...CACHE, reuse: "AUTO" }, true],
     [{ ...CACHE, reuse: "true" }, true],
     [{ ...CACHE, reuse: "false" }, false],
+    [{ ...CACHE, reuse: "never" }, false],
+    [{ ...CACHE, reuse: "Never" }, false],
     [{ ...CACHE, push: "false" }, false],
     [{ reuse: "false" }, false],
   ])("%j → %s", (raw, reuse) => {
@@ -450,7 +452,7 @@ describe("reuse", () => {
   });
 
   test.each([
-    [{ reuse: "yes" }, 'input "reuse": "yes" is not one of auto, true, false'],
+    [{ reuse: "yes" }, 'input "reuse": "yes" is not one of auto, never, true, false'],
     [
       { reuse: "true" },
       'input "reuse": needs "cache-repo": build keys are recorded as tags in that repository',

@@ -11,7 +11,7 @@ import { tarContext, uploadContext, type ContextPlan } from "../context/index.js
 import { BuildFailure } from "../errors.js";
 import type { LogLine } from "../reporter.js";
 import { deletedWhileRunning, failFromPod, jobFailure, readLogTail } from "./failure.js";
-import { formatBytes } from "./format.js";
+import { formatBytes, formatCount } from "./format.js";
 import { LOG_TAIL_LINES, type BuildRun } from "./run.js";
 import { watchEvents } from "./watches.js";
 
@@ -133,7 +133,7 @@ async function sendContext(run: BuildRun, contextPlan: ContextPlan): Promise<voi
     });
     const seconds = Math.max(result.elapsedMs / 1000, 0.001);
     reporter.info(
-      `Sent context: ${contextPlan.files.toLocaleString("en-US")} files, ${formatBytes(contextPlan.bytes)} (${formatBytes(result.sentBytes)} compressed) in ${seconds.toFixed(1)} s, ${formatBytes(contextPlan.bytes / seconds)}/s`,
+      `Sent context: ${formatCount(contextPlan.files)} files, ${formatBytes(contextPlan.bytes)} (${formatBytes(result.sentBytes)} compressed) in ${seconds.toFixed(1)} s, ${formatBytes(contextPlan.bytes / seconds)}/s`,
     );
     await tracker.until(() => Boolean(tracker.terminated(CONTEXT_CONTAINER)) || tracker.deleting);
     if (tracker.runningAtDeletion?.has(CONTEXT_CONTAINER)) {

@@ -14,7 +14,7 @@ import { secretsOf } from "../spec/masking.js";
 import { displayProxyUrl } from "../proxy.js";
 import { formatDuration } from "../spec/parse.js";
 import type { BuildSpec } from "../types.js";
-import { formatBytes } from "./format.js";
+import { formatBytes, formatCount } from "./format.js";
 import type { BuildOptions, BuildRun } from "./run.js";
 
 /** An input this builder cannot honour is one line naming the input. */
@@ -103,7 +103,7 @@ export async function planBuild(spec: BuildSpec, options: BuildOptions): Promise
     if (spec.cacheRepo) reporter.info(`Cache: ${spec.cacheRepo}`);
     if (contextPlan) {
       reporter.info(
-        `Context: ${contextPlan.dir} (${contextPlan.files.toLocaleString("en-US")} files, ${formatBytes(contextPlan.bytes)}), Dockerfile ${spec.dockerfile}`,
+        `Context: ${contextPlan.dir} (${formatCount(contextPlan.files)} files, ${formatBytes(contextPlan.bytes)}), Dockerfile ${spec.dockerfile}`,
       );
     } else if (spec.context.kind === "git") {
       reporter.info(`Context: ${spec.context.url} (fetched by the builder)`);

@@ -155,6 +155,9 @@ export function adaptiveGzip(level = DEFAULT_GZIP_LEVEL): AdaptiveGzip {
       const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes);
       const job = deflateRawAsync(data, {
         level: current,
+        // Room for the whole output in one buffer: zlib's default 16 KiB chunks would be joined
+        // into a copy afterwards (deflate's bound at level 1: n + n/1000 + a few bytes).
+        chunkSize: data.length + (data.length >> 9) + 64,
         finishFlush: constants.Z_SYNC_FLUSH,
         ...(window.length > 0 ? { dictionary: window } : {}),
       });

@@ -275,19 +275,19 @@ function parseCacheRepo(raw: RawInputs): ImageReference | undefined {
   return ref;
 }
 
-const REUSE_VALUES = ["auto", "true", "false"];
+const REUSE_VALUES = ["auto", "never", "true", "false"];
 
 /**
  * auto (default): reuse when there is a cache repository to record build keys in and the image is
- * pushed; true: the same, but a missing cache repository or push: false is an error; false: always
- * build.
+ * pushed; never (or false, its boolean spelling): always build; true: as auto, but a missing cache
+ * repository or push: false is an error.
  */
 function parseReuse(raw: RawInputs, hasCacheRepo: boolean, push: boolean): boolean {
   const v = (value(raw, "reuse") ?? "auto").toLowerCase();
   if (!REUSE_VALUES.includes(v)) {
     fail("reuse", `"${value(raw, "reuse")}" is not one of ${REUSE_VALUES.join(", ")}`);
   }
-  if (v === "false") return false;
+  if (v === "never" || v === "false") return false;
   if (v === "true") {
     if (!hasCacheRepo)
       fail("reuse", 'needs "cache-repo": build keys are recorded as tags in that repository');
