@@ -136,20 +136,17 @@ describe("reuse of an unchanged build", () => {
     expect(await waitForEmpty(cluster)).toEqual(NOTHING_LEFT);
   });
 
-  test.each(["never", "false"])(
-    "reuse: %s builds although the key is recorded",
-    async (reuse) => {
-      const context = makeContext();
-      const repo = freshRepo();
-      await run(specFor(context, repo));
-      cluster.resetRequests();
-      const pushesBefore = pushes.length;
-      const forced = await run(specFor(context, repo, { reuse }));
-      expect(forced.result.reused).toBe(false);
-      expect(jobsCreated()).toBe(1);
-      expect(pushes.length - pushesBefore).toBe(1);
-    },
-  );
+  test.each(["never", "false"])("reuse: %s builds although the key is recorded", async (reuse) => {
+    const context = makeContext();
+    const repo = freshRepo();
+    await run(specFor(context, repo));
+    cluster.resetRequests();
+    const pushesBefore = pushes.length;
+    const forced = await run(specFor(context, repo, { reuse }));
+    expect(forced.result.reused).toBe(false);
+    expect(jobsCreated()).toBe(1);
+    expect(pushes.length - pushesBefore).toBe(1);
+  });
 
   test("mtimes and files .dockerignore keeps out do not change the key", async () => {
     const context = makeContext();
