@@ -5,7 +5,7 @@
 // npm can link it as the package's bin. No hashed chunk names: a rebuild after a small change in
 // src/ gives a small diff in dist/.
 import { build } from "esbuild";
-import { chmod, mkdir, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { parseArgs } from "node:util";
 
 const { values } = parseArgs({ options: { outdir: { type: "string", default: "dist" } } });
@@ -34,6 +34,17 @@ await build({
     js: 'import { createRequire as __kibCreateRequire } from "node:module"; const require = __kibCreateRequire(import.meta.url);',
   },
 });
+
+// ASCII only, so that V8 holds the 7.7 MB source as a one-byte string: a single character outside
+// Latin-1 makes it two bytes per character, 7.4 MB more resident memory in every process.
+// esbuild already escapes every string, template and regular expression (its charset is
+// ASCII); what is left are comments kept from dependencies ("request’s"), rewritten here.
+const libFile = `${outdir}/lib.js`;
+const libSource = await readFile(libFile, "utf8");
+await writeFile(
+  libFile,
+  libSource.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`),
+);
 
 // Plain code an old Node can run: the version check, then a dynamic import of ./lib.js.
 await build({

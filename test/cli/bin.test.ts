@@ -111,3 +111,11 @@ describe("on a Node.js older than 24", () => {
     expect(nodeVersionProblem(version, "/usr/bin/node") === undefined).toBe(enough);
   });
 });
+
+test("lib.js is ASCII only, so V8 holds its source at one byte per character", () => {
+  const source = readFileSync(join(outdir, "lib.js"), "latin1");
+  const outside = source.match(/[^\x00-\x7f]/g) ?? [];
+  expect(outside).toEqual([]);
+  // The dependencies' comments that held such characters are still there, escaped.
+  expect(source).toContain("request\\u{2019}s");
+});
