@@ -6,6 +6,7 @@
 // src/ gives a small diff in dist/.
 import { build } from "esbuild";
 import { chmod, mkdir, readFile, rm, writeFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 const { values } = parseArgs({ options: { outdir: { type: "string", default: "dist" } } });
@@ -29,6 +30,10 @@ await build({
   ...common,
   entryPoints: { lib: "src/entrypoints.ts" },
   outdir,
+  // One undici in the bundle: @actions/http-client asks for undici 6 and gets the undici that
+  // client-node and the registry client use (the same API: fetch, Agent, ProxyAgent). Each copy
+  // compiles its own WebAssembly HTTP parser when it loads.
+  alias: { undici: fileURLToPath(new URL("../node_modules/undici", import.meta.url)) },
   // Some bundled CommonJS dependencies call require() on Node built-ins.
   banner: {
     js: 'import { createRequire as __kibCreateRequire } from "node:module"; const require = __kibCreateRequire(import.meta.url);',
