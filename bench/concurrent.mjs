@@ -10,13 +10,16 @@
  *   node bench/concurrent.mjs [--builds 20] [--alone 3] [--time-scale 1]
  *
  * The test server runs in a child process (its own event loop, as an API server has), the builds
- * in this one; both share the machine's cores. The per-build API request count is printed.
+ * in this one; both share the machine's cores. The per-build API request count is printed, with
+ * the TLS handshakes (and how many resumed a session), the server's CPU in the window of the
+ * builds at once, and how long each event loop was held (monitorEventLoopDelay: the test server's
+ * kubelet spawns BusyBox receivers on the server's own loop, which a real kubelet does not).
  */
 import { fork } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, loadavg, tmpdir } from "node:os";
 import path from "node:path";
-import { performance } from "node:perf_hooks";
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { bundleSources } from "./bundle-sources.mjs";
 
@@ -48,13 +51,25 @@ export { startTestCluster } from "./test/support/cluster.ts";
   writeFileSync(
     server,
     `const { startTestCluster } = await import(${JSON.stringify(pathToFileURL(bundle).href)});
+const { monitorEventLoopDelay } = await import("node:perf_hooks");
 const cluster = await startTestCluster({ timeScale: ${timeScale} });
 cluster.createNamespace("ci-builds");
 cluster.useScenario("kaniko-success-cold");
+const loop = monitorEventLoopDelay({ resolution: 5 });
+loop.enable();
 process.on("message", async (m) => {
-  if (m === "reset") cluster.resetRequests();
+  if (m === "reset") { cluster.resetRequests(); loop.reset(); }
   if (m === "close") { await cluster.close(); process.exit(0); }
-  process.send({ m, kubeconfig: cluster.kubeconfig(), count: cluster.requests.length });
+  const cpu = process.cpuUsage();
+  process.send({
+    m,
+    kubeconfig: cluster.kubeconfig(),
+    count: cluster.requests.length,
+    handshakes: cluster.handshakes.length,
+    resumed: cluster.handshakes.filter((h) => h.resumed).length,
+    cpuMs: (cpu.user + cpu.system) / 1000,
+    loopMs: [loop.percentile(99) / 1e6, loop.max / 1e6],
+  });
 });
 process.send({ m: "ready" });
 `,
@@ -125,12 +140,17 @@ process.send({ m: "ready" });
 
   await one(); // warm up
   const single = [];
+  const beforeAlone = await ask("reset");
   const cpuAlone0 = process.cpuUsage();
   for (let i = 0; i < alone; i++) single.push(await one());
   const cpuAlone = process.cpuUsage(cpuAlone0);
+  const afterAlone = await ask("count");
+  const serverCpuAlone = (afterAlone.cpuMs - beforeAlone.cpuMs) / alone;
   const phasesAlone = phases.slice(1);
   phases = [];
-  await ask("reset");
+  const atReset = await ask("reset");
+  const engineLoop = monitorEventLoopDelay({ resolution: 5 });
+  engineLoop.enable();
   const t0 = performance.now();
   const cpuTogether0 = process.cpuUsage();
   const settled = await Promise.allSettled(Array.from({ length: builds }, one));
@@ -138,7 +158,8 @@ process.send({ m: "ready" });
   const wall = performance.now() - t0;
   const failed = settled.filter((s) => s.status === "rejected");
   const together = settled.filter((s) => s.status === "fulfilled").map((s) => s.value);
-  const { count } = await ask("count");
+  engineLoop.disable();
+  const { count, handshakes, resumed, cpuMs: serverCpuMs, loopMs } = await ask("count");
 
   const cpu = cpus();
   const s = (ms) => `${(ms / 1000).toFixed(2)} s`;
@@ -173,6 +194,9 @@ process.send({ m: "ready" });
   );
   console.log(
     `  wall time growth per build: ${(((togetherMs - aloneMs) / aloneMs) * 100).toFixed(1)} %`,
+  );
+  console.log(
+    `  at once: ${(handshakes / builds).toFixed(1)} TLS handshakes per build (${resumed} of ${handshakes} resumed a session); the test server's CPU per build ${((serverCpuMs - atReset.cpuMs) / builds).toFixed(0)} ms at once vs ${serverCpuAlone.toFixed(0)} ms alone (handshakes per build alone ${(afterAlone.handshakes / alone).toFixed(1)}); event loop held (p99 / max): test server ${loopMs[0].toFixed(0)} / ${loopMs[1].toFixed(0)} ms, engine ${(engineLoop.percentile(99) / 1e6).toFixed(0)} / ${(engineLoop.max / 1e6).toFixed(0)} ms`,
   );
 } finally {
   await cluster?.close();

@@ -419,6 +419,16 @@ describe("API requests per build", () => {
     }
   }, 60_000);
 
+  test("the plain requests share one connection: 9 requests, at most 7 TLS handshakes", async () => {
+    cluster.resetRequests();
+    await build(specFor(makeContext()), { reporter: recordingReporter(), runId: "test" });
+    expect(cluster.requests).toHaveLength(9);
+    // The namespace read, the Job's create and its delete over one kept-alive connection; each
+    // watch, the attach and each log stream hold their own.
+    expect(cluster.handshakes.length).toBeGreaterThanOrEqual(1);
+    expect(cluster.handshakes.length).toBeLessThanOrEqual(7);
+  });
+
   test("with registry credentials: the Secret's create, owner patch and delete", async () => {
     cluster.resetRequests();
     await build(

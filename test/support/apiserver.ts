@@ -131,6 +131,8 @@ function readBody(req: IncomingMessage): Promise<string> {
 
 export class ApiServer {
   readonly requests: RequestRecord[] = [];
+  /** Every TLS handshake the server completed: a full one, or a resumed session (no certificate). */
+  readonly handshakes: Array<{ resumed: boolean; protocol: string }> = [];
   readonly faults: Faults = {
     dropWatch: [],
     dropLog: [],
@@ -178,6 +180,7 @@ export class ApiServer {
       s.on("close", () => this.sockets.delete(s));
     });
     this.server.on("secureConnection", (s) => {
+      this.handshakes.push({ resumed: s.isSessionReused(), protocol: s.getProtocol() ?? "" });
       this.sockets.add(s);
       s.on("close", () => this.sockets.delete(s));
     });

@@ -124,6 +124,9 @@ export interface TestCluster {
    */
   replayRefusals: string[];
   requests: RequestRecord[];
+  /** TLS handshakes completed since the last resetRequests(), and whether each resumed a session. */
+  handshakes: Array<{ resumed: boolean; protocol: string }>;
+  /** Forgets the requests and handshakes recorded so far. */
   resetRequests(): void;
   close(): Promise<void>;
 }
@@ -310,8 +313,10 @@ export async function startTestCluster(opts: TestClusterOptions = {}): Promise<T
     },
     replayRefusals,
     requests: api.requests,
+    handshakes: api.handshakes,
     resetRequests() {
       api.requests.splice(0, api.requests.length);
+      api.handshakes.splice(0, api.handshakes.length);
     },
     async close() {
       controllers.close();
