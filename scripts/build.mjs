@@ -48,7 +48,7 @@ const libFile = `${outdir}/lib.js`;
 const libSource = await readFile(libFile, "utf8");
 await writeFile(
   libFile,
-  libSource.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`),
+  libSource.replace(/[\u0080-\u{10ffff}]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`),
 );
 
 // Plain code an old Node can run: the version check, then a dynamic import of ./lib.js.

@@ -9,6 +9,7 @@ import {
   adaptiveGzip,
   looksIncompressible,
   storedBlocks,
+  windowAfter,
 } from "../../src/core/context/adaptive-gzip.js";
 import { inflateRawSync } from "node:zlib";
 import { planContext, tarContext } from "../../src/core/context/index.js";
@@ -54,6 +55,43 @@ describe("adaptive gzip", () => {
     expect(bytes.length).toBeGreaterThan(512 * 1024);
     expect(bytes.length).toBeLessThan(512 * 1024 + 40 * 1024);
     expect(stats.levelChanges).toBe(3);
+  });
+
+  test("small chunks: each segment's dictionary is the 32 KiB before it, gathered across chunks and level changes", async () => {
+    // Chunks of 1–20 KB (text that repeats from far back, so the dictionary matters), with random
+    // 64 KiB chunks in between: windows are built from many parts and from the window before.
+    const parts: Buffer[] = [];
+    for (let i = 0; i < 400; i++) {
+      const size = 1000 + ((i * 7919) % 19000);
+      const start = (i * 4099) % (TEXT.length - size);
+      parts.push(TEXT.subarray(start, start + size));
+      if (i % 97 === 50) parts.push(randomBytes(64 * 1024));
+    }
+    const input = Buffer.concat(parts);
+    const { bytes, stats } = await compress(parts);
+    expect(gunzipSync(bytes).equals(input)).toBe(true);
+    expect(stats.levelChanges).toBeGreaterThanOrEqual(6);
+  });
+
+  test.each([
+    ["no window, one large part", 0, [40_000]],
+    ["no window, small parts", 0, [1000, 2000, 3000]],
+    ["a window and small parts", 32 * 1024, [1000, 5000, 20]],
+    ["a window and parts that fill it exactly", 32 * 1024, [16 * 1024, 16 * 1024]],
+    ["a window and a part larger than it", 32 * 1024, [10, 50_000]],
+    ["a short window, short parts", 700, [300]],
+  ])("the window after a segment: %s", (_name, windowSize, sizes) => {
+    const window = randomBytes(windowSize);
+    const parts = sizes.map((size) => randomBytes(size));
+    const expected = Buffer.concat([window, ...parts]).subarray(-32 * 1024);
+    expect(windowAfter(window, parts).equals(expected)).toBe(true);
+  });
+
+  test("buffers the caller wrote are left whole: only the pipeline's own are freed", async () => {
+    const parts = [TEXT.subarray(0, 200 * 1024), randomBytes(128 * 1024), Buffer.from(TEXT)];
+    const copies = parts.map((part) => Buffer.from(part));
+    await compress(parts);
+    parts.forEach((part, i) => expect(part.equals(copies[i]!)).toBe(true));
   });
 
   test("several segments deflated in parallel, each with the 32 KiB before it as dictionary, join into one stream busybox reads", async () => {

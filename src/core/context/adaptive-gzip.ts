@@ -12,6 +12,7 @@
 import { promisify } from "node:util";
 import { Readable, Writable } from "node:stream";
 import { constants, crc32, deflateRaw, type ZlibOptions } from "node:zlib";
+import { own, release } from "./owned-buffers.js";
 
 const deflateRawAsync = promisify<Buffer, ZlibOptions, Buffer>(deflateRaw);
 
@@ -104,6 +105,33 @@ export function storedBlocks(parts: readonly Buffer[]): Buffer {
   return out;
 }
 
+/** The last WINDOW bytes of the stream after `parts`, in a buffer of their own. */
+export function windowAfter(window: Buffer, parts: readonly Buffer[]): Buffer {
+  let total = window.length;
+  for (const part of parts) total += part.length;
+  const size = Math.min(WINDOW, total);
+  const next = own(Buffer.allocUnsafeSlow(size));
+  let at = size;
+  for (let i = parts.length - 1; i >= -1 && at > 0; i--) {
+    const from = i >= 0 ? parts[i]! : window;
+    const take = Math.min(at, from.length);
+    at -= take;
+    from.copy(next, at, from.length - take);
+  }
+  return next;
+}
+
+/**
+ * zlib's output as a buffer of its own size, which the upload frees once it is sent: text
+ * deflates to a few KB, and zlib's output buffer is the size of the input.
+ */
+function exactCopy(out: Buffer): Buffer {
+  if (out.buffer.byteLength < out.length * 2) return own(out);
+  const copy = own(Buffer.allocUnsafeSlow(out.length));
+  out.copy(copy);
+  return copy;
+}
+
 export function adaptiveGzip(level = DEFAULT_GZIP_LEVEL): AdaptiveGzip {
   const stats = { storedBytes: 0, compressedBytes: 0, levelChanges: 0 };
   let crc = 0;
@@ -148,27 +176,34 @@ export function adaptiveGzip(level = DEFAULT_GZIP_LEVEL): AdaptiveGzip {
     const bytes = segmentBytes;
     segment = [];
     segmentBytes = 0;
+    // This segment's dictionary is the window before it; the next one's ends where this one does.
+    const dictionary = window;
+    window = windowAfter(dictionary, parts);
     if (current === 0) {
       // Copied once, into the blocks: no concatenation first.
-      pending.push(Promise.resolve(storedBlocks(parts)));
+      pending.push(Promise.resolve(own(storedBlocks(parts))));
+      for (const part of parts) release(part);
+      release(dictionary);
     } else {
-      const data = parts.length === 1 ? parts[0]! : Buffer.concat(parts, bytes);
+      const data = parts.length === 1 ? parts[0]! : own(Buffer.concat(parts, bytes));
+      if (data !== parts[0]) for (const part of parts) release(part);
       const job = deflateRawAsync(data, {
         level: current,
         // Room for the whole output in one buffer: zlib's default 16 KiB chunks would be joined
         // into a copy afterwards (deflate's bound at level 1: n + n/1000 + a few bytes).
         chunkSize: data.length + (data.length >> 9) + 64,
         finishFlush: constants.Z_SYNC_FLUSH,
-        ...(window.length > 0 ? { dictionary: window } : {}),
-      });
+        ...(dictionary.length > 0 ? { dictionary } : {}),
+      }).then(exactCopy);
       job.catch(() => {}); // observed when its turn comes
+      // zlib has read the input and the dictionary once the job settles.
+      const done = (): void => {
+        release(data);
+        release(dictionary);
+      };
+      void job.then(done, done);
       pending.push(job);
     }
-    const last = parts[parts.length - 1]!;
-    window =
-      last.length >= WINDOW
-        ? Buffer.from(last.subarray(last.length - WINDOW))
-        : Buffer.concat([window, ...parts]).subarray(-WINDOW);
   };
 
   const input = new Writable({

@@ -9,6 +9,7 @@ import path from "node:path";
 import { Transform, type Readable } from "node:stream";
 import tarStream from "tar-stream";
 import { adaptiveGzip, DEFAULT_GZIP_LEVEL } from "./adaptive-gzip.js";
+import { own, release } from "./owned-buffers.js";
 import type { ContextEntry, ContextPlan } from "./plan.js";
 import { InputError, messageOf } from "../errors.js";
 
@@ -25,19 +26,24 @@ const COALESCE = 64 * 1024;
 function coalescer(): Transform {
   let parts: Buffer[] = [];
   let size = 0;
+  /** The gathered chunks as one buffer of this pipeline's; the file reads in it are done. */
+  const join = (): Buffer => {
+    const out = own(Buffer.concat(parts, size));
+    for (const part of parts) release(part);
+    parts = [];
+    size = 0;
+    return out;
+  };
   return new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       if (size === 0 && chunk.length >= COALESCE) return callback(null, chunk);
       parts.push(chunk);
       size += chunk.length;
       if (size < COALESCE) return callback();
-      const out = Buffer.concat(parts, size);
-      parts = [];
-      size = 0;
-      callback(null, out);
+      callback(null, join());
     },
     flush(callback) {
-      callback(null, size ? Buffer.concat(parts, size) : undefined);
+      callback(null, size ? join() : undefined);
     },
   });
 }
@@ -177,7 +183,7 @@ export function tarContext(
         for await (const chunk of rs as AsyncIterable<Buffer>) {
           if (stopped) break;
           written += chunk.length;
-          if (!sink.write(chunk)) {
+          if (!sink.write(own(chunk))) {
             await new Promise<void>((resolve) => {
               const done = (): void => {
                 sink.off("drain", done);
@@ -216,8 +222,11 @@ export function tarContext(
         fill(i);
         const pending = prefetched.get(i);
         prefetched.delete(i);
-        let body = await (pending ??
-          readFile(path.join(plan.dir, e.path), { signal: abort.signal, flag: READ_NOFOLLOW }));
+        // Read for this stream alone: freed once it is joined or compressed (owned-buffers.ts).
+        let body = own(
+          await (pending ??
+            readFile(path.join(plan.dir, e.path), { signal: abort.signal, flag: READ_NOFOLLOW })),
+        );
         prefetchBytes -= pending ? e.size : 0;
         if (stopped) return;
         if (body.length < e.size) throw new ChangedError(e.path);

@@ -15,6 +15,7 @@ import type { KubeConfig } from "@kubernetes/client-node";
 // Not re-exported by the package index; the package has no "exports" map, so the file is reachable.
 import { WebSocketHandler } from "@kubernetes/client-node/dist/web-socket-handler.js";
 import { BuildFailure, oneLine } from "../errors.js";
+import { own, release } from "./owned-buffers.js";
 
 export interface UploadTarget {
   kubeConfig: KubeConfig;
@@ -37,7 +38,12 @@ const STDERR = 2;
 const STATUS = 3;
 /** Largest stdin frame: a big source chunk is split so no single frame is huge. */
 const MAX_FRAME = 256 * 1024;
-const DEFAULT_HIGH_WATER_MARK = 4 * 1024 * 1024;
+/**
+ * Bytes the socket may hold unsent before the next frame waits: enough to keep a link busy (the
+ * kernel's send buffer holds more); small, because what a garbage collection finds still queued
+ * lives on to the next full one (owned-buffers.ts).
+ */
+const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
 const PROGRESS_INTERVAL_MS = 250;
 /** Fallback re-check of bufferedAmount when no write callback is pending. */
 const POLL_MS = 25;
@@ -212,7 +218,11 @@ export async function uploadContext(
       }
     };
     const send = (frame: Buffer): void => {
-      socket.send(frame, { binary: true }, () => wakeUp());
+      socket.send(frame, { binary: true }, () => {
+        // Written to the socket (ws sends a masked copy): the frame is done.
+        release(frame);
+        wakeUp();
+      });
     };
 
     let lastProgress = -Infinity;
@@ -233,7 +243,7 @@ export async function uploadContext(
           const data = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
           for (let offset = 0; offset < data.length; offset += MAX_FRAME) {
             const part = data.subarray(offset, Math.min(offset + MAX_FRAME, data.length));
-            const frame = Buffer.allocUnsafe(part.length + 1);
+            const frame = own(Buffer.allocUnsafe(part.length + 1));
             frame[0] = STDIN;
             part.copy(frame, 1);
             send(frame);
@@ -241,6 +251,8 @@ export async function uploadContext(
             await waitBelow(highWaterMark);
             if (failure) break;
           }
+          // Copied into frames: a buffer the context pipeline allocated is done.
+          release(data);
           progress(false);
         }
       } catch (error) {
