@@ -15,19 +15,13 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { bundleSources } from "./bundle-sources.mjs";
 import { writeBenchContext } from "./context-fixture.mjs";
+import { median, numberOption, startReplayCluster } from "./common.mjs";
 
-const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const totalMb = option("mb", 190);
-const rounds = option("rounds", 3);
+const totalMb = numberOption("mb", 190);
+const rounds = numberOption("rounds", 3);
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const node = process.execPath;
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const lib = path.join(repo, "dist/lib.js");
 
 if (!existsSync(lib)) {
@@ -38,13 +32,7 @@ if (!existsSync(lib)) {
 const work = mkdtempSync(path.join(tmpdir(), "k8sib-bench-memory-"));
 let cluster;
 try {
-  const { startTestCluster } = await bundleSources(
-    `export { startTestCluster } from "./test/support/cluster.ts";`,
-    path.join(work, "support.mjs"),
-  );
-  cluster = await startTestCluster();
-  cluster.createNamespace("ci-builds");
-  cluster.useScenario("kaniko-success-cold");
+  cluster = await startReplayCluster(work);
   const context = writeBenchContext(path.join(work, "ctx"), totalMb);
   const env = {
     PATH: process.env.PATH,

@@ -19,17 +19,11 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { bundleSources } from "./bundle-sources.mjs";
+import { median, numberOption, startReplayCluster } from "./common.mjs";
 
-const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const rounds = option("rounds", 7);
+const rounds = numberOption("rounds", 7);
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const node = process.execPath;
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 if (!existsSync(path.join(repo, "dist/lib.js"))) {
   console.log("cold-start bench: skipped, no dist/lib.js (run npm run build)");
@@ -39,13 +33,7 @@ if (!existsSync(path.join(repo, "dist/lib.js"))) {
 const work = mkdtempSync(path.join(tmpdir(), "k8sib-bench-cold-"));
 let cluster;
 try {
-  const { startTestCluster } = await bundleSources(
-    `export { startTestCluster } from "./test/support/cluster.ts";`,
-    path.join(work, "support.mjs"),
-  );
-  cluster = await startTestCluster();
-  cluster.createNamespace("ci-builds");
-  cluster.useScenario("kaniko-success-cold");
+  cluster = await startReplayCluster(work);
   const kubeconfig = cluster.kubeconfig();
 
   // The first request of each run, as the server sees it.

@@ -22,17 +22,12 @@ import path from "node:path";
 import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { bundleSources } from "./bundle-sources.mjs";
+import { median, numberOption, quietReporter } from "./common.mjs";
 
-const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const builds = option("builds", 20);
-const alone = option("alone", 3);
-const timeScale = option("time-scale", 1);
+const builds = numberOption("builds", 20);
+const alone = numberOption("alone", 3);
+const timeScale = numberOption("time-scale", 1);
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 const work = mkdtempSync(path.join(tmpdir(), "k8sib-bench-concurrent-"));
 let cluster;
@@ -111,15 +106,6 @@ process.send({ m: "ready" });
   mkdirSync(context, { recursive: true });
   writeFileSync(path.join(context, "Dockerfile"), "FROM busybox\nCOPY app.txt /app.txt\n");
   writeFileSync(path.join(context, "app.txt"), "hello\n");
-  const quiet = {
-    info() {},
-    warn: (m) => console.log(`  warning: ${m}`),
-    debug() {},
-    group: (_t, fn) => fn(),
-    buildLog() {},
-    upload() {},
-    mask() {},
-  };
   const spec = E.parseBuildSpec(
     {
       context: ".",
@@ -132,7 +118,7 @@ process.send({ m: "ready" });
   let phases = [];
   const one = async () => {
     const t0 = performance.now();
-    const result = await E.build(spec, { reporter: quiet, runId: "bench" });
+    const result = await E.build(spec, { reporter: quietReporter, runId: "bench" });
     if (!/^sha256:/.test(result.digest)) throw new Error("no digest");
     phases.push(result.durations);
     return performance.now() - t0;

@@ -17,15 +17,10 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { bundleSources } from "./bundle-sources.mjs";
+import { median, numberOption, quietReporter } from "./common.mjs";
 
-const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const rounds = option("rounds", 3);
-const timeScale = option("time-scale", 1);
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const rounds = numberOption("rounds", 3);
+const timeScale = numberOption("time-scale", 1);
 
 if (spawnSync("docker-registry", ["--version"], { stdio: "ignore" }).status !== 0) {
   console.log("reuse bench: skipped, no docker-registry (scripts/test-deps.sh installs it)");
@@ -68,15 +63,6 @@ export { builderPush } from "./test/support/builder-push.ts";
   writeFileSync(path.join(context, "Dockerfile"), "FROM busybox\nCOPY . /app\n");
   for (let i = 0; i < 200; i++)
     writeFileSync(path.join(context, "src", `f${i}.js`), `export const x${i} = ${i};\n`.repeat(50));
-  const quiet = {
-    info() {},
-    warn: (m) => console.log(`  warning: ${m}`),
-    debug() {},
-    group: (_t, fn) => fn(),
-    buildLog() {},
-    upload() {},
-    mask() {},
-  };
   const spec = (name) =>
     E.parseBuildSpec(
       {
@@ -95,7 +81,7 @@ export { builderPush } from "./test/support/builder-push.ts";
     cluster.resetRequests();
     registryRequests = 0;
     const t0 = performance.now();
-    const result = await E.build(s, { reporter: quiet, runId: "bench" });
+    const result = await E.build(s, { reporter: quietReporter, runId: "bench" });
     return {
       ms: performance.now() - t0,
       reused: result.reused,

@@ -26,20 +26,16 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 import { writeBenchContext } from "./context-fixture.mjs";
+import { median, numberOption } from "./common.mjs";
 
-const args = process.argv.slice(2);
-const option = (name, fallback) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
-};
-const totalMb = option("mb", 80);
-const rounds = option("rounds", 3);
+const totalMb = numberOption("mb", 80);
+const rounds = numberOption("rounds", 3);
 /**
  * A link of this many MB/s between source and busybox, for a second set of rounds: 25 is what
  * the uncompressed `tar cf | kubectl exec -i` path reached on the real 2-core cluster (190 MiB in
  * 7.1–9.0 s). A model of the transport, not a measurement of it.
  */
-const linkMbps = option("link-mbps", 25);
+const linkMbps = numberOption("link-mbps", 25);
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const work = mkdtempSync(path.join(tmpdir(), "k8sib-bench-upload-"));
@@ -71,8 +67,6 @@ function timed(command, env = {}) {
     );
   });
 }
-
-const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 
 try {
   if (!busyboxAvailable()) {
